@@ -1,0 +1,154 @@
+#pragma once
+// visitd's settings: what the TOML config file says, parsed once into immutable, typed
+// values (see load.hpp). Thread-safe to share: nothing here changes after loading.
+
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "visitd/core/time.hpp"
+
+namespace visitd::config {
+
+using namespace std::chrono_literals;
+
+/// The thresholds that decide a visit's lifecycle (../shared/design.md).
+struct Thresholds {
+  Duration late_after = 15min;      ///< no check-in by start + this: late
+  Duration missed_after = 60min;    ///< no check-in by start + this: missed
+  Duration overrun_after = 15min;   ///< no check-out by check-in + planned + this
+  Duration no_checkout_after = 2h;  ///< still in progress at check-in + planned + this
+  double short_ratio = 0.75;        ///< completed in less than this share of planned: short
+  double geofence_m = 150;          ///< default geofence radius when a client has none
+
+  bool operator==(const Thresholds&) const = default;
+};
+
+/// A partial set of thresholds that overrides another (a branch, a visit type, the
+/// time-critical set). Unset members inherit.
+struct ThresholdOverrides {
+  std::optional<Duration> late_after;
+  std::optional<Duration> missed_after;
+  std::optional<Duration> overrun_after;
+  std::optional<Duration> no_checkout_after;
+  std::optional<double> short_ratio;
+  std::optional<double> geofence_m;
+
+  /// `base` with every set member of this replacing its counterpart.
+  Thresholds apply_to(Thresholds base) const;
+  bool empty() const;
+
+  bool operator==(const ThresholdOverrides&) const = default;
+};
+
+/// Thresholds at one level of the hierarchy: the values themselves plus the overrides
+/// for visit types and for time-critical visits.
+struct ThresholdLayer {
+  ThresholdOverrides values;
+  std::map<std::string, ThresholdOverrides, std::less<>> types;  ///< by visit type
+  ThresholdOverrides time_critical;
+
+  bool operator==(const ThresholdLayer&) const = default;
+};
+
+/// Rules of the tracking engine that are not per-visit thresholds ([tracking]).
+struct Tracking {
+  Duration early_window = 2h;     ///< a check-in is accepted from start - early_window
+  Duration late_window = 4h;      ///< ... until end + late_window
+  Duration device_skew = 2min;    ///< device time further in the future than this: not trusted
+  Duration shift_lead = 1h;       ///< pings accepted from first visit's start - shift_lead
+  Duration shift_tail = 1h;       ///< ... to last visit's end + shift_tail
+  Duration offline_window = 72h;  ///< older events are refused (too_old); ping ids kept this long
+
+  bool operator==(const Tracking&) const = default;
+};
+
+/// A branch of the agency ([[branches]]).
+struct Branch {
+  std::string id;
+  std::string name;
+  std::string timezone = "Europe/London";  ///< IANA name, validated when loading
+  ThresholdLayer thresholds;               ///< [branches.thresholds]: this branch's overrides
+
+  bool operator==(const Branch&) const = default;
+};
+
+/// A notification receiver ([[receivers]]); delivery is the alerts issue's work.
+struct Receiver {
+  std::string name;
+  std::string type;  ///< webhook | pagerduty | alertmanager
+  std::string url;
+  std::string routing_key;  ///< pagerduty only
+
+  bool operator==(const Receiver&) const = default;
+};
+
+/// One rung of an escalation ladder.
+struct EscalationStep {
+  Duration after{0};
+  std::vector<std::string> notify;  ///< receiver or on-call schedule names
+
+  bool operator==(const EscalationStep&) const = default;
+};
+
+struct Escalation {
+  Duration ack_timeout = 30min;
+  std::vector<EscalationStep> critical;
+  std::vector<EscalationStep> warning;
+  std::vector<EscalationStep> info;  ///< must stay empty: info never pages
+
+  bool operator==(const Escalation&) const = default;
+};
+
+struct Server {
+  std::string listen = "127.0.0.1:8080";
+  std::vector<std::string> allowed_origins;
+  std::size_t max_message = 64 * 1024;  ///< bytes; config writes `64KiB`
+
+  bool operator==(const Server&) const = default;
+};
+
+struct Store {
+  std::string kind = "journal";  ///< journal | redis
+  std::string dir = "./data";
+  std::string url;  ///< redis only
+  Duration location_retention = 24h * 30;
+
+  bool operator==(const Store&) const = default;
+};
+
+struct Auth {
+  std::string secret;       ///< the secret itself (from `secret`, or read from `secret_file`)
+  std::string secret_file;  ///< where it came from, if a file
+
+  bool operator==(const Auth&) const = default;
+};
+
+/// Everything the config file says.
+struct Settings {
+  std::string source;  ///< the file it was read from
+  Server server;
+  Store store;
+  Auth auth;
+  ThresholdLayer thresholds;  ///< [thresholds], [thresholds.time_critical], [thresholds.types.X]
+  Tracking tracking;
+  std::vector<Branch> branches;
+  std::vector<Receiver> receivers;
+  Escalation escalation;
+
+  /// The branch with this id, or nullptr.
+  const Branch* find_branch(std::string_view id) const;
+
+  /// The effective thresholds for a visit: defaults, then [thresholds], then the visit
+  /// type's overrides, then the branch's values and its type overrides, then (for a
+  /// time-critical visit) the global and the branch's time-critical overrides.
+  Thresholds thresholds_for(std::string_view branch, std::string_view visit_type,
+                            bool time_critical) const;
+
+  /// Member-wise; describe()'s output re-loads to settings equal to the ones described.
+  bool operator==(const Settings&) const = default;
+};
+
+}  // namespace visitd::config

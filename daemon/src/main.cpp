@@ -1,0 +1,73 @@
+// visitd: the command line. Subcommands wire the modules together; this file only parses
+// arguments and reports.
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "visitd/config/load.hpp"
+#include "visitd/core/error.hpp"
+
+namespace {
+
+constexpr const char* kUsage = R"(visitd - live tracking of home care visits
+
+Usage:
+  visitd check-config FILE   Read FILE, print the effective settings (defaults included)
+                             or every error with file:line and key; exit 1 on error.
+  visitd --version           Print the version.
+  visitd --help              This text. `visitd COMMAND --help` explains a command.
+
+Not yet available in this build: run, token, journal (see docs/).
+)";
+
+constexpr const char* kCheckConfigUsage = R"(Usage: visitd check-config FILE
+
+Reads the TOML config FILE and prints the effective settings, every key with the value
+visitd will use (defaults included; the auth secret is redacted). A syntax error, an
+unknown key, a wrong type or an invalid value is printed as FILE:LINE: KEY: why, and the
+exit status is 1.
+)";
+
+int check_config(const std::vector<std::string_view>& args) {
+  if (args.size() == 1 && (args[0] == "--help" || args[0] == "-h")) {
+    std::fputs(kCheckConfigUsage, stdout);
+    return 0;
+  }
+  if (args.size() != 1) {
+    std::fputs(kCheckConfigUsage, stderr);
+    return 2;
+  }
+  try {
+    const auto settings = visitd::config::load_file(std::string(args[0]));
+    std::fputs(visitd::config::describe(settings).c_str(), stdout);
+    return 0;
+  } catch (const visitd::ConfigError& e) {
+    std::fprintf(stderr, "visitd: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version") {
+    std::puts("visitd 0.1.0");
+    return 0;
+  }
+  const std::string_view command = args[0];
+  args.erase(args.begin());
+  if (command == "check-config") return check_config(args);
+  std::fprintf(stderr, "visitd: unknown command '%.*s'; see visitd --help\n", int(command.size()),
+               command.data());
+  return 2;
+}

@@ -1,0 +1,47 @@
+#pragma once
+// Distances on the WGS84 ellipsoid (GeographicLib), the geofence decision and a travel-time
+// estimate. Pure functions; thread-safe.
+
+#include <cstdint>
+
+#include "visitd/core/time.hpp"
+
+namespace visitd::geo {
+
+struct LatLon {
+  double lat = 0;  ///< degrees, -90..90
+  double lon = 0;  ///< degrees, -180..180
+};
+
+/// True when lat/lon are finite and in range.
+bool valid(LatLon p);
+
+/// Geodesic distance in metres on WGS84 (GeographicLib::Geodesic::WGS84()).
+double distance_m(LatLon a, LatLon b);
+
+enum class Fence : std::uint8_t {
+  inside,     ///< distance + accuracy <= radius: certainly inside
+  uncertain,  ///< the accuracy circle straddles the fence
+  outside,    ///< distance - accuracy > radius: certainly outside
+};
+
+struct FenceCheck {
+  Fence fence;
+  double distance_m;  ///< from the client's location to the fix's centre
+};
+
+/// Decides whether a fix with a reported accuracy (metres, 68% radius as phones report it;
+/// negative or non-finite is treated as 0) lies within `radius_m` of `centre`.
+FenceCheck check_geofence(LatLon centre, double radius_m, LatLon fix, double accuracy_m);
+
+/// How travel between two points is estimated: geodesic distance x road_factor at speed.
+struct TravelModel {
+  double road_factor = 1.4;   ///< roads are longer than the geodesic
+  double speed_kmh = 30;      ///< average door-to-door speed
+  Duration minimum{0};        ///< parking, walking to the door
+};
+
+/// Estimated travel time from a to b under the model.
+Duration travel_time(LatLon a, LatLon b, const TravelModel& model);
+
+}  // namespace visitd::geo

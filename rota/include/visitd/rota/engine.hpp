@@ -1,0 +1,445 @@
+#pragma once
+// The tracking engine: a pure, deterministic state machine over the whole rota.
+//
+// `apply(command, now)` takes a carer event or an office command; `advance(now)` fires the
+// deadlines that fell due. Both report what changed as effects (visit changed, alert
+// raised/changed/resolved, a carer's rota changed) and `apply` answers the sender with a
+// Reply. No I/O, no threads, no wall clock: time is what the caller says it is, so the same
+// commands at the same times always give the same state (replay rebuilds it exactly).
+//
+// Time never runs backwards inside the engine: a `now` earlier than one already seen is
+// taken as the latest seen. `apply` first advances to `now`, so a command always meets the
+// state as of its own time, however often the caller's timer has fired.
+//
+// Not thread-safe: one owner (the daemon's engine strand) calls it.
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "visitd/config/settings.hpp"
+#include "visitd/core/error.hpp"
+#include "visitd/core/time.hpp"
+#include "visitd/core/zone.hpp"
+#include "visitd/geo/geodesic.hpp"
+#include "visitd/rota/deadline_wheel.hpp"
+#include "visitd/rota/import.hpp"
+#include "visitd/rota/model.hpp"
+
+namespace visitd::rota {
+
+using VisitIndex = std::uint32_t;
+using CarerIndex = std::uint32_t;
+using ClientIndex = std::uint32_t;
+using AlertIndex = std::uint32_t;
+using BranchIndex = std::uint16_t;
+inline constexpr std::uint32_t kNoIndex = 0xffffffffu;
+
+// ---------------------------------------------------------------------------------------
+// Commands
+
+/// A position fix as a phone reports it.
+struct Fix {
+  geo::LatLon position;
+  double accuracy_m = 0;
+};
+
+struct CheckIn {
+  std::string event_id;
+  std::string carer;  ///< the authenticated carer
+  std::string visit;
+  TimePoint at;  ///< the device's time
+  std::optional<Fix> fix;
+  Method method = Method::gps;
+  std::string tag;  ///< NFC/QR tag read at the door
+};
+
+struct CheckOut {
+  std::string event_id;
+  std::string carer;
+  std::string visit;
+  TimePoint at;
+  std::optional<Fix> fix;
+  Method method = Method::gps;
+  std::string tag;
+  std::string note;
+};
+
+struct LocationPing {
+  std::string event_id;
+  std::string carer;
+  TimePoint at;
+  Fix fix;
+};
+
+struct RunningLate {
+  std::string event_id;
+  std::string carer;
+  std::string visit;
+  TimePoint eta;
+  std::string reason;
+};
+
+/// Replaces a branch's rota for one local date (`PUT /api/rota`). Visits in the plan are
+/// added or updated; visits of that date missing from it are cancelled unless a carer has
+/// already checked in (those keep their record and state).
+struct ImportRota {
+  std::string branch;
+  LocalDays date;
+  std::vector<VisitPlan> visits;
+  std::string by;
+};
+
+struct Reassign {
+  std::string visit;
+  std::vector<std::string> carers;
+  std::string by;
+};
+
+struct Cancel {
+  std::string visit;
+  std::string reason;
+  std::string by;
+};
+
+struct AckAlert {
+  std::string alert;  ///< "A17"
+  std::string by;
+  std::string note;
+};
+
+struct ResolveAlert {
+  std::string alert;
+  std::string by;
+  std::string note;
+};
+
+using Command = std::variant<CheckIn, CheckOut, LocationPing, RunningLate, ImportRota, Reassign,
+                             Cancel, AckAlert, ResolveAlert>;
+
+// ---------------------------------------------------------------------------------------
+// Replies and effects
+
+enum class Status : std::uint8_t {
+  accepted,   ///< decided and changed state (the caller journals it, then acks)
+  duplicate,  ///< an event id already decided: the original outcome, nothing changed
+  unchanged,  ///< valid but nothing to do (e.g. ack of a resolved alert); nothing changed
+  rejected,   ///< refused with `error`; nothing changed
+};
+std::string_view to_string(Status status);
+
+struct ImportCounts {
+  std::uint32_t imported = 0;   ///< visits new to the rota
+  std::uint32_t updated = 0;    ///< existing visits whose plan changed
+  std::uint32_t unchanged = 0;  ///< existing visits with the same plan
+  std::uint32_t cancelled = 0;  ///< visits of that date no longer in the plan
+  std::uint32_t kept = 0;       ///< no longer in the plan but already checked in: kept
+};
+
+/// The answer to the sender of a command.
+struct Reply {
+  Status status = Status::accepted;
+  std::optional<Error> error;                ///< set when rejected
+  VisitIndex visit = kNoIndex;               ///< the visit the command concerned, if any
+  VisitState state = VisitState::scheduled;  ///< its state (for a duplicate: as first decided)
+  Flags flags = 0;                           ///< its flags (for a duplicate: as first decided)
+  AlertIndex alert = kNoIndex;               ///< the alert an ack/resolve concerned
+  ImportCounts counts;                       ///< for ImportRota
+  std::vector<ImportIssue> issues;           ///< for a refused ImportRota
+  std::string note;                          ///< why nothing changed, for `unchanged`
+};
+
+enum class AlertTransition : std::uint8_t {
+  raised,         ///< a new alert, triggered
+  severity_rose,  ///< in place (late → missed); re-triggers an acknowledged alert
+  updated,        ///< kind or details changed without a rise (e.g. rescheduled missed → late)
+  acknowledged,
+  retargeted,  ///< the visit was reassigned: the alert now concerns another carer
+  resolved,
+};
+std::string_view to_string(AlertTransition transition);
+
+struct Effect {
+  enum class Kind : std::uint8_t { visit_changed, alert_changed, rota_changed };
+  Kind kind;
+  std::uint32_t index;  ///< VisitIndex, AlertIndex or CarerIndex by kind
+  AlertTransition transition = AlertTransition::raised;  ///< alert_changed only
+
+  bool operator==(const Effect&) const = default;
+};
+using Effects = std::vector<Effect>;
+
+// ---------------------------------------------------------------------------------------
+// State
+
+struct CheckRecord {
+  CarerIndex carer;
+  std::string event_id;
+  TimePoint at;           ///< the time the record uses: device time when plausible
+  TimePoint device_at;    ///< what the device said
+  TimePoint received_at;  ///< when visitd received it
+  std::optional<Fix> fix;
+  double distance_m = -1;  ///< from the client's home; -1 without a fix
+  Method method = Method::gps;
+  std::string note;  ///< check-outs only
+};
+
+struct Visit {
+  std::string id;
+  BranchIndex branch = 0;
+  ClientIndex client = 0;
+  std::vector<CarerIndex> carers;
+  TimePoint start;
+  TimePoint end;
+  std::string type;
+  bool time_critical = false;
+  std::string notes;
+  LocalDays day;  ///< local date of start in the branch's zone: the rota it belongs to
+
+  VisitState state = VisitState::scheduled;
+  Flags flags = 0;
+  std::int64_t late_by_s = 0;
+  std::vector<CheckRecord> check_ins;
+  std::vector<CheckRecord> check_outs;
+  std::optional<TimePoint> eta;  ///< from running_late
+  std::string eta_reason;
+  std::string cancel_reason;
+
+  std::uint16_t thresholds = 0;  ///< index into the engine's resolved thresholds
+  DeadlineWheel::Handle start_deadline;
+  DeadlineWheel::Handle end_deadline;
+  std::array<AlertIndex, 5> alerts{kNoIndex, kNoIndex, kNoIndex, kNoIndex, kNoIndex};
+
+  Duration planned() const { return end - start; }
+  bool checked_in(CarerIndex c) const;
+  bool checked_out(CarerIndex c) const;
+  bool assigned(CarerIndex c) const;
+};
+
+struct Client {
+  std::string id;
+  std::string name;
+  geo::LatLon location;
+  std::optional<double> geofence_m;
+  std::string tag;
+};
+
+struct Shift {
+  TimePoint from;  ///< first visit's start - shift_lead
+  TimePoint to;    ///< last visit's end + shift_tail
+};
+
+struct Carer {
+  std::string id;
+  std::vector<VisitIndex> visits;  ///< every visit ever assigned, by start
+  std::vector<Shift> shifts;       ///< one per local day with visits, by time
+  std::optional<Fix> last_fix;
+  TimePoint last_fix_at;
+};
+
+enum class AlertPhase : std::uint8_t { start, end, location, duration, double_up };
+std::string_view to_string(AlertPhase phase);
+
+enum class AlertKind : std::uint8_t {
+  at_risk,
+  late,
+  missed,
+  overrunning,
+  no_checkout,
+  short_visit,
+  outside_geofence,
+  double_up_incomplete,
+};
+std::string_view to_string(AlertKind kind);
+
+enum class Severity : std::uint8_t { info, warning, critical };
+std::string_view to_string(Severity severity);
+
+enum class AlertState : std::uint8_t { triggered, acknowledged, resolved };
+std::string_view to_string(AlertState state);
+
+enum class Resolution : std::uint8_t {
+  none,
+  checked_in,
+  checked_out,
+  synced_late,
+  cancelled,
+  reassigned,
+  user,
+  rescheduled,  ///< extension: the office moved the visit so the condition no longer holds
+};
+std::string_view to_string(Resolution resolution);
+
+struct Alert {
+  std::uint32_t number = 0;  ///< the id is "A" + number
+  VisitIndex visit = kNoIndex;
+  AlertPhase phase = AlertPhase::start;
+  AlertKind kind = AlertKind::late;
+  Severity severity = Severity::warning;
+  AlertState state = AlertState::triggered;
+  CarerIndex carer = kNoIndex;
+  TimePoint raised_at;
+  TimePoint updated_at;
+  std::optional<TimePoint> acked_at;
+  std::string acked_by;
+  std::optional<TimePoint> resolved_at;
+  std::string resolved_by;
+  Resolution resolution = Resolution::none;
+  std::string note;
+  int escalation_level = 0;
+  std::uint32_t seq = 1;
+
+  std::string id() const { return "A" + std::to_string(number); }
+  /// `visit/V1/start`: needs the visit's id.
+  std::string key(std::string_view visit_id) const;
+  bool open() const { return state != AlertState::resolved; }
+};
+
+struct BranchInfo {
+  std::string id;
+  TimeZone zone;
+};
+
+/// A 128-bit digest of (carer, event id): the key under which an event's decision is kept.
+struct EventKey {
+  std::uint64_t hi = 0;
+  std::uint64_t lo = 0;
+  bool operator==(const EventKey&) const = default;
+  static EventKey of(std::string_view carer, std::string_view event_id);
+};
+
+class Engine {
+ public:
+  /// The settings must outlive the engine. Branches come from settings.branches.
+  explicit Engine(const config::Settings& settings, TimePoint origin = TimePoint{});
+
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  /// Decides a command at `now`; appends what changed to `effects`.
+  Reply apply(const Command& command, TimePoint now, Effects& effects);
+  /// Fires every deadline due at or before `now`; appends what changed to `effects`.
+  void advance(TimePoint now, Effects& effects);
+  /// When `advance` next has something to do (never later than the earliest deadline).
+  std::optional<TimePoint> next_deadline() const;
+  /// The latest time the engine has seen.
+  TimePoint now() const { return now_; }
+
+  // Read access for serialization, boards and tests.
+  const Visit& visit(VisitIndex i) const { return visits_[i]; }
+  const Alert& alert(AlertIndex i) const { return alerts_[i]; }
+  const Carer& carer(CarerIndex i) const { return carers_[i]; }
+  const Client& client(ClientIndex i) const { return clients_[i]; }
+  const BranchInfo& branch(BranchIndex i) const { return branches_[i]; }
+  std::size_t visit_count() const { return visits_.size(); }
+  std::size_t alert_count() const { return alerts_.size(); }
+  std::size_t carer_count() const { return carers_.size(); }
+  std::size_t branch_count() const { return branches_.size(); }
+  std::optional<VisitIndex> find_visit(std::string_view id) const;
+  std::optional<AlertIndex> find_alert(std::string_view id) const;
+  std::optional<CarerIndex> find_carer(std::string_view id) const;
+  std::optional<BranchIndex> find_branch(std::string_view id) const;
+  std::string alert_key(AlertIndex i) const { return alerts_[i].key(visits_[alerts_[i].visit].id); }
+  const config::Thresholds& thresholds(const Visit& v) const { return thresholds_[v.thresholds]; }
+  std::size_t pending_deadlines() const { return wheel_.size(); }
+  std::size_t remembered_events() const { return decided_.size(); }
+
+  /// Every piece of state, in a canonical text form: two engines with equal dumps are in
+  /// the same state. For replay and determinism checks; slow.
+  std::string canonical_dump() const;
+
+ private:
+  struct Decision {
+    VisitIndex visit;
+    VisitState state;
+    Flags flags;
+  };
+  struct EventKeyHash {
+    std::size_t operator()(const EventKey& k) const { return std::size_t(k.lo); }
+  };
+  enum class DeadlineKind : std::uint8_t { start_phase, end_phase };
+
+  Reply on(const CheckIn& c, Effects& fx);
+  Reply on(const CheckOut& c, Effects& fx);
+  Reply on(const LocationPing& c, Effects& fx);
+  Reply on(const RunningLate& c, Effects& fx);
+  Reply on(const ImportRota& c, Effects& fx);
+  Reply on(const Reassign& c, Effects& fx);
+  Reply on(const Cancel& c, Effects& fx);
+  Reply on(const AckAlert& c, Effects& fx);
+  Reply on(const ResolveAlert& c, Effects& fx);
+
+  /// Looks up the visit a carer event concerns and checks the carer may act on it.
+  Result<VisitIndex> carer_visit(std::string_view carer, std::string_view visit) const;
+  std::optional<Reply> duplicate_of(const EventKey& key) const;
+  Reply accepted(VisitIndex v) const;
+  void remember(const EventKey& key, VisitIndex v);
+  /// The time a record uses: the device's when plausible, else the receive time.
+  TimePoint plausible(TimePoint device, TimePoint not_before, Flags& flags) const;
+
+  CarerIndex carer_of(std::string_view id);
+  ClientIndex upsert_client(const ClientPlan& plan);
+  std::uint16_t thresholds_index(BranchIndex b, std::string_view type, bool time_critical);
+  void rebuild_shifts(CarerIndex c);
+  bool on_shift(const Carer& carer, TimePoint t) const;
+
+  void plan_start(VisitIndex v);
+  void plan_end(VisitIndex v);
+  void fire(VisitIndex v, DeadlineKind kind, TimePoint at, Effects& fx);
+  void on_start_deadline(VisitIndex v, TimePoint at, Effects& fx);
+  void on_end_deadline(VisitIndex v, TimePoint at, Effects& fx);
+  void check_double_up(VisitIndex v, TimePoint at, Effects& fx);
+  void complete_if_done(VisitIndex v, TimePoint at, Effects& fx);
+  void settle_start_phase(VisitIndex v, TimePoint at, Effects& fx);
+
+  AlertIndex raise(VisitIndex v, AlertPhase phase, AlertKind kind, Severity severity,
+                   CarerIndex carer, TimePoint at, Effects& fx);
+  void resolve(AlertIndex a, Resolution why, std::string_view by, TimePoint at, Effects& fx);
+  void resolve_phase(VisitIndex v, AlertPhase phase, Resolution why, TimePoint at, Effects& fx);
+  AlertIndex open_alert(const Visit& v, AlertPhase phase) const;
+  void touch(VisitIndex v, Effects& fx);
+  CarerIndex missing_carer(const Visit& v) const;
+  Severity late_severity(const Visit& v) const;
+
+  const config::Settings& settings_;
+  TimePoint now_;
+  DeadlineWheel wheel_;
+
+  std::vector<BranchInfo> branches_;
+  std::vector<Visit> visits_;
+  std::vector<Client> clients_;
+  std::vector<Carer> carers_;
+  std::vector<Alert> alerts_;
+  /// Lets the id maps be searched with a string_view, without building a string per event.
+  struct IdHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  template <class T>
+  using IdMap = std::unordered_map<std::string, T, IdHash, std::equal_to<>>;
+  IdMap<VisitIndex> visit_ids_;
+  IdMap<ClientIndex> client_ids_;
+  IdMap<CarerIndex> carer_ids_;
+  std::map<std::pair<BranchIndex, std::int32_t>, std::vector<VisitIndex>> days_;
+
+  std::vector<config::Thresholds> thresholds_;
+  std::map<std::string, std::uint16_t, std::less<>> thresholds_ids_;
+
+  /// Every accepted carer event's decision: check-ins, check-outs and running-late for
+  /// ever, location pings until `expire_at` (see pings_).
+  std::unordered_map<EventKey, Decision, EventKeyHash> decided_;
+  struct PingMemory {
+    TimePoint forget_at;
+    EventKey key;
+  };
+  std::deque<PingMemory> pings_;  ///< in receive order, so forget_at ascends
+};
+
+}  // namespace visitd::rota

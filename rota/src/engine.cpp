@@ -1,0 +1,1079 @@
+#include "visitd/rota/engine.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <sstream>
+
+namespace visitd::rota {
+namespace {
+
+constexpr std::size_t kMaxEventId = 128;
+
+std::uint64_t mix64(std::uint64_t x) {
+  // splitmix64's finalizer: a strong, cheap avalanche.
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+std::uint64_t hash_bytes(std::string_view s, std::uint64_t seed) {
+  std::uint64_t h = seed ^ (s.size() * 0x9e3779b97f4a7c15ULL);
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    h = mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
+  }
+  std::uint64_t tail = 0;
+  std::memcpy(&tail, s.data() + i, s.size() - i);
+  return mix64(h ^ tail ^ (std::uint64_t(s.size() - i) << 56));
+}
+
+Error error(ErrorCode code, std::string message) { return Error{code, std::move(message)}; }
+
+Reply rejected(Error e) {
+  Reply r;
+  r.status = Status::rejected;
+  r.error = std::move(e);
+  return r;
+}
+
+Reply rejected(ErrorCode code, std::string message) {
+  return rejected(error(code, std::move(message)));
+}
+
+bool is_terminal(VisitState s) { return s == VisitState::completed || s == VisitState::cancelled; }
+
+bool valid_fix(const std::optional<Fix>& f) {
+  return !f || (geo::valid(f->position) && std::isfinite(f->accuracy_m) && f->accuracy_m >= 0);
+}
+
+std::optional<Error> check_event_id(std::string_view id) {
+  if (id.empty() || id.size() > kMaxEventId) {
+    return error(ErrorCode::bad_message, "id must be 1 to 128 characters");
+  }
+  return std::nullopt;
+}
+
+std::int32_t day_number(LocalDays d) { return std::int32_t(d.time_since_epoch().count()); }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Names
+
+std::string_view to_string(Status s) {
+  static constexpr std::string_view kNames[] = {"accepted", "duplicate", "unchanged", "rejected"};
+  return kNames[std::size_t(s)];
+}
+std::string_view to_string(AlertTransition t) {
+  static constexpr std::string_view kNames[] = {"raised",       "severity_rose", "updated",
+                                                "acknowledged", "retargeted",    "resolved"};
+  return kNames[std::size_t(t)];
+}
+std::string_view to_string(AlertPhase p) {
+  static constexpr std::string_view kNames[] = {"start", "end", "location", "duration",
+                                                "double_up"};
+  return kNames[std::size_t(p)];
+}
+std::string_view to_string(AlertKind k) {
+  static constexpr std::string_view kNames[] = {
+      "at_risk",     "late",        "missed",           "overrunning",
+      "no_checkout", "short_visit", "outside_geofence", "double_up_incomplete"};
+  return kNames[std::size_t(k)];
+}
+std::string_view to_string(Severity s) {
+  static constexpr std::string_view kNames[] = {"info", "warning", "critical"};
+  return kNames[std::size_t(s)];
+}
+std::string_view to_string(AlertState s) {
+  static constexpr std::string_view kNames[] = {"triggered", "acknowledged", "resolved"};
+  return kNames[std::size_t(s)];
+}
+std::string_view to_string(Resolution r) {
+  static constexpr std::string_view kNames[] = {"none",        "checked_in", "checked_out",
+                                                "synced_late", "cancelled",  "reassigned",
+                                                "user",        "rescheduled"};
+  return kNames[std::size_t(r)];
+}
+
+std::string Alert::key(std::string_view visit_id) const {
+  std::string k = "visit/";
+  k += visit_id;
+  k += '/';
+  k += to_string(phase);
+  return k;
+}
+
+EventKey EventKey::of(std::string_view carer, std::string_view event_id) {
+  const std::uint64_t c = hash_bytes(carer, 0x243f6a8885a308d3ULL);
+  return EventKey{hash_bytes(event_id, c ^ 0x13198a2e03707344ULL),
+                  hash_bytes(event_id, mix64(c) ^ 0xa4093822299f31d0ULL)};
+}
+
+bool Visit::checked_in(CarerIndex c) const {
+  return std::any_of(check_ins.begin(), check_ins.end(),
+                     [c](const CheckRecord& r) { return r.carer == c; });
+}
+bool Visit::checked_out(CarerIndex c) const {
+  return std::any_of(check_outs.begin(), check_outs.end(),
+                     [c](const CheckRecord& r) { return r.carer == c; });
+}
+bool Visit::assigned(CarerIndex c) const {
+  return std::find(carers.begin(), carers.end(), c) != carers.end();
+}
+
+// ---------------------------------------------------------------------------------------
+// Engine: entry points
+
+Engine::Engine(const config::Settings& settings, TimePoint origin)
+    : settings_(settings), now_(origin), wheel_(origin) {
+  for (const auto& b : settings.branches) {
+    auto zone = TimeZone::locate(b.timezone);
+    // The config loader validated every zone; a bad one here is a programming error.
+    assert(zone.has_value());
+    branches_.push_back(BranchInfo{b.id, zone ? *zone : TimeZone::utc()});
+  }
+}
+
+Reply Engine::apply(const Command& command, TimePoint now, Effects& effects) {
+  advance(now, effects);
+  return std::visit([&](const auto& c) { return on(c, effects); }, command);
+}
+
+void Engine::advance(TimePoint now, Effects& effects) {
+  now_ = std::max(now_, now);
+  while (auto due = wheel_.pop_due(now_)) {
+    fire(VisitIndex(due->payload >> 1), DeadlineKind(due->payload & 1), due->at, effects);
+  }
+  // Location pings are remembered only for the offline window.
+  while (!pings_.empty() && pings_.front().forget_at <= now_) {
+    decided_.erase(pings_.front().key);
+    pings_.pop_front();
+  }
+}
+
+std::optional<TimePoint> Engine::next_deadline() const {
+  auto next = wheel_.next_deadline();
+  if (!pings_.empty() && (!next || pings_.front().forget_at < *next)) {
+    next = pings_.front().forget_at;
+  }
+  return next;
+}
+
+std::optional<VisitIndex> Engine::find_visit(std::string_view id) const {
+  auto it = visit_ids_.find(id);
+  if (it == visit_ids_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<AlertIndex> Engine::find_alert(std::string_view id) const {
+  if (id.size() < 2 || id.size() > 11 || id[0] != 'A') return std::nullopt;
+  std::uint64_t n = 0;
+  for (char ch : id.substr(1)) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    n = n * 10 + std::uint64_t(ch - '0');
+  }
+  if (n == 0 || n > alerts_.size() || id[1] == '0') return std::nullopt;
+  return AlertIndex(n - 1);
+}
+
+std::optional<CarerIndex> Engine::find_carer(std::string_view id) const {
+  auto it = carer_ids_.find(id);
+  if (it == carer_ids_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<BranchIndex> Engine::find_branch(std::string_view id) const {
+  for (std::size_t i = 0; i < branches_.size(); ++i) {
+    if (branches_[i].id == id) return BranchIndex(i);
+  }
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------------------
+// Carer events
+
+Result<VisitIndex> Engine::carer_visit(std::string_view carer, std::string_view visit) const {
+  const auto v = find_visit(visit);
+  if (!v) return error(ErrorCode::unknown_visit, "visit " + std::string(visit) + " is unknown");
+  const auto c = find_carer(carer);
+  if (!c || !visits_[*v].assigned(*c)) {
+    return error(ErrorCode::not_assigned,
+                 "visit " + std::string(visit) + " is not assigned to carer " + std::string(carer));
+  }
+  if (visits_[*v].state == VisitState::cancelled) {
+    return error(ErrorCode::visit_cancelled, "visit " + std::string(visit) + " was cancelled");
+  }
+  return *v;
+}
+
+std::optional<Reply> Engine::duplicate_of(const EventKey& key) const {
+  auto it = decided_.find(key);
+  if (it == decided_.end()) return std::nullopt;
+  Reply r;
+  r.status = Status::duplicate;
+  r.visit = it->second.visit;
+  r.state = it->second.state;
+  r.flags = it->second.flags;
+  return r;
+}
+
+Reply Engine::accepted(VisitIndex v) const {
+  Reply r;
+  r.visit = v;
+  r.state = visits_[v].state;
+  r.flags = visits_[v].flags;
+  return r;
+}
+
+void Engine::remember(const EventKey& key, VisitIndex v) {
+  const Visit& visit = visits_[v];
+  decided_.emplace(key, Decision{v, visit.state, visit.flags});
+}
+
+TimePoint Engine::plausible(TimePoint device, TimePoint not_before, Flags& flags) const {
+  if (device > now_ + settings_.tracking.device_skew || device < not_before) {
+    flags |= kDeviceTimeSkew;
+    return now_;
+  }
+  return device;
+}
+
+Reply Engine::on(const CheckIn& c, Effects& fx) {
+  const EventKey key = EventKey::of(c.carer, c.event_id);
+  if (auto dup = duplicate_of(key)) return *dup;
+  if (auto e = check_event_id(c.event_id)) return rejected(*e);
+  if (!valid_fix(c.fix)) return rejected(ErrorCode::bad_message, "lat/lon/accuracy out of range");
+  if (c.at < now_ - settings_.tracking.offline_window) {
+    return rejected(ErrorCode::too_old,
+                    "check-in at " + format_rfc3339(c.at) + " is older than the offline window");
+  }
+  const auto found = carer_visit(c.carer, c.visit);
+  if (!found) return rejected(found.error());
+  const VisitIndex vi = *found;
+  Visit& v = visits_[vi];
+  const CarerIndex carer = *find_carer(c.carer);
+  if (v.checked_in(carer)) {
+    return rejected(ErrorCode::already_checked_in,
+                    "carer " + c.carer + " has already checked in to visit " + v.id);
+  }
+
+  const auto& th = thresholds_[v.thresholds];
+  Flags flags = 0;
+  const TimePoint at = plausible(c.at, v.start - settings_.tracking.early_window, flags);
+  if (at < v.start - settings_.tracking.early_window ||
+      at > v.end + settings_.tracking.late_window) {
+    return rejected(ErrorCode::outside_visit_window,
+                    "visit " + v.id + " is not open for check-in at " + format_rfc3339(at));
+  }
+
+  CheckRecord rec{carer, c.event_id, at, c.at, now_, c.fix, -1, c.method, {}};
+  const Client& client = clients_[v.client];
+  bool outside = false;
+  if (c.fix) {
+    const double radius = client.geofence_m.value_or(th.geofence_m);
+    const auto fence =
+        geo::check_geofence(client.location, radius, c.fix->position, c.fix->accuracy_m);
+    rec.distance_m = fence.distance_m;
+    outside = fence.fence == geo::Fence::outside;
+  }
+  const bool tag_mismatch = (c.method == Method::nfc || c.method == Method::qr) &&
+                            !client.tag.empty() && c.tag != client.tag;
+
+  const bool first = v.check_ins.empty();
+  v.check_ins.push_back(std::move(rec));
+  v.flags |= flags;
+  if (outside) v.flags |= kOutsideGeofence;
+  if (tag_mismatch) v.flags |= kTagMismatch;
+
+  if (first) {
+    v.late_by_s = std::max<std::int64_t>(
+        0, std::chrono::duration_cast<std::chrono::seconds>(at - v.start).count());
+    if (at > v.start + th.late_after) v.flags |= kLateArrival;
+    // An offline check-in that shows the carer was there on time clears the late alert as
+    // a sync delay, not a late arrival.
+    const AlertIndex start_alert = open_alert(v, AlertPhase::start);
+    if (start_alert != kNoIndex) {
+      const bool on_time = at <= v.start + th.late_after;
+      resolve(start_alert, on_time ? Resolution::synced_late : Resolution::checked_in, c.carer,
+              now_, fx);
+    }
+    v.state = VisitState::in_progress;
+    plan_end(vi);
+  } else if (v.state == VisitState::completed) {
+    // A double-up's second carer arriving after the first left: the visit is under way again.
+    v.state = VisitState::in_progress;
+    plan_end(vi);
+  }
+  if (outside || tag_mismatch) {
+    raise(vi, AlertPhase::location, AlertKind::outside_geofence, Severity::warning, carer, at, fx);
+  }
+  if (v.carers.size() > 1 && missing_carer(v) == kNoIndex) {
+    resolve_phase(vi, AlertPhase::double_up, Resolution::checked_in, now_, fx);
+  }
+  plan_start(vi);
+  touch(vi, fx);
+  remember(key, vi);
+  return accepted(vi);
+}
+
+Reply Engine::on(const CheckOut& c, Effects& fx) {
+  const EventKey key = EventKey::of(c.carer, c.event_id);
+  if (auto dup = duplicate_of(key)) return *dup;
+  if (auto e = check_event_id(c.event_id)) return rejected(*e);
+  if (!valid_fix(c.fix)) return rejected(ErrorCode::bad_message, "lat/lon/accuracy out of range");
+  if (c.at < now_ - settings_.tracking.offline_window) {
+    return rejected(ErrorCode::too_old,
+                    "check-out at " + format_rfc3339(c.at) + " is older than the offline window");
+  }
+  const auto found = carer_visit(c.carer, c.visit);
+  if (!found) return rejected(found.error());
+  const VisitIndex vi = *found;
+  Visit& v = visits_[vi];
+  const CarerIndex carer = *find_carer(c.carer);
+  const auto in = std::find_if(v.check_ins.begin(), v.check_ins.end(),
+                               [carer](const CheckRecord& r) { return r.carer == carer; });
+  if (in == v.check_ins.end()) {
+    return rejected(ErrorCode::not_checked_in,
+                    "carer " + c.carer + " has not checked in to visit " + v.id);
+  }
+  if (v.checked_out(carer)) {
+    return rejected(ErrorCode::not_checked_in,
+                    "carer " + c.carer + " has already checked out of visit " + v.id);
+  }
+  Flags flags = 0;
+  const TimePoint at = plausible(c.at, in->at, flags);
+  CheckRecord rec{carer, c.event_id, std::max(at, in->at), c.at, now_, c.fix, -1, c.method, c.note};
+  if (c.fix) {
+    const Client& client = clients_[v.client];
+    rec.distance_m = geo::distance_m(client.location, c.fix->position);
+  }
+  v.check_outs.push_back(std::move(rec));
+  v.flags |= flags;
+  complete_if_done(vi, now_, fx);
+  touch(vi, fx);
+  remember(key, vi);
+  return accepted(vi);
+}
+
+Reply Engine::on(const LocationPing& c, Effects&) {
+  const EventKey key = EventKey::of(c.carer, c.event_id);
+  if (auto dup = duplicate_of(key)) return *dup;
+  if (auto e = check_event_id(c.event_id)) return rejected(*e);
+  if (!valid_fix(c.fix)) return rejected(ErrorCode::bad_message, "lat/lon/accuracy out of range");
+  if (c.at < now_ - settings_.tracking.offline_window) {
+    return rejected(ErrorCode::too_old,
+                    "location at " + format_rfc3339(c.at) + " is older than the offline window");
+  }
+  Flags ignored = 0;
+  const TimePoint at = plausible(c.at, TimePoint::min(), ignored);
+  const auto ci = find_carer(c.carer);
+  if (!ci || !on_shift(carers_[*ci], at)) {
+    return rejected(ErrorCode::off_shift, "carer " + c.carer + " is not on shift at " +
+                                              format_rfc3339(at) + "; location not kept");
+  }
+  Carer& carer = carers_[*ci];
+  if (!carer.last_fix || at >= carer.last_fix_at) {
+    carer.last_fix = c.fix;
+    carer.last_fix_at = at;
+  }
+  decided_.emplace(key, Decision{kNoIndex, VisitState::scheduled, 0});
+  // Kept past the window by the skew bound, so a resend is refused as too old, never taken
+  // as new.
+  pings_.push_back(
+      PingMemory{now_ + settings_.tracking.offline_window + settings_.tracking.device_skew, key});
+  Reply r;
+  return r;
+}
+
+Reply Engine::on(const RunningLate& c, Effects& fx) {
+  const EventKey key = EventKey::of(c.carer, c.event_id);
+  if (auto dup = duplicate_of(key)) return *dup;
+  if (auto e = check_event_id(c.event_id)) return rejected(*e);
+  const auto found = carer_visit(c.carer, c.visit);
+  if (!found) return rejected(found.error());
+  const VisitIndex vi = *found;
+  Visit& v = visits_[vi];
+  if (!v.check_ins.empty()) {
+    return rejected(ErrorCode::already_checked_in, "visit " + v.id + " is already under way");
+  }
+  if (c.eta < v.start - settings_.tracking.early_window ||
+      c.eta > v.end + settings_.tracking.late_window) {
+    return rejected(ErrorCode::bad_message,
+                    "eta " + format_rfc3339(c.eta) + " is outside visit " + v.id + "'s window");
+  }
+  v.eta = c.eta;
+  v.eta_reason = c.reason;
+  touch(vi, fx);
+  remember(key, vi);
+  return accepted(vi);
+}
+
+// ---------------------------------------------------------------------------------------
+// Office commands
+
+Reply Engine::on(const ImportRota& c, Effects& fx) {
+  const auto b = find_branch(c.branch);
+  if (!b) return rejected(ErrorCode::bad_message, "branch " + c.branch + " is not configured");
+  const BranchInfo& branch = branches_[*b];
+
+  // Validate everything before changing anything: the import is all or nothing.
+  std::vector<ImportIssue> issues;
+  std::set<std::string_view> in_plan;
+  for (const auto& plan : c.visits) {
+    if (!in_plan.insert(plan.id).second) {
+      issues.push_back({plan.line, "visit_id", "visit " + plan.id + " appears twice"});
+    }
+    if (plan.carers.empty()) issues.push_back({plan.line, "carers", "no carer assigned"});
+    if (plan.end <= plan.start) issues.push_back({plan.line, "end", "end is not after start"});
+    if (branch.zone.local_day(plan.start) != c.date) {
+      issues.push_back({plan.line, "start",
+                        "visit starts on " + format_local_date(branch.zone.local_day(plan.start)) +
+                            ", not " + format_local_date(c.date)});
+    }
+    if (auto existing = find_visit(plan.id)) {
+      const Visit& v = visits_[*existing];
+      if (v.branch != *b) {
+        issues.push_back({plan.line, "visit_id",
+                          "visit " + plan.id + " belongs to branch " + branches_[v.branch].id});
+      } else if (v.day != c.date) {
+        issues.push_back({plan.line, "visit_id",
+                          "visit " + plan.id + " is on the rota of " + format_local_date(v.day)});
+      }
+    }
+  }
+  if (!issues.empty()) {
+    Reply r = rejected(ErrorCode::bad_rota,
+                       "the rota was refused: " + std::to_string(issues.size()) + " problem(s)");
+    r.issues = std::move(issues);
+    return r;
+  }
+
+  Reply r;
+  std::set<CarerIndex> touched_carers;
+  auto& day = days_[{*b, day_number(c.date)}];
+
+  // Visits no longer in the plan.
+  for (VisitIndex vi : day) {
+    Visit& v = visits_[vi];
+    if (in_plan.count(v.id) || v.state == VisitState::cancelled) continue;
+    if (!v.check_ins.empty()) {
+      ++r.counts.kept;
+      continue;
+    }
+    Cancel cancel{v.id, "removed from the rota", c.by};
+    on(cancel, fx);
+    ++r.counts.cancelled;
+  }
+
+  for (const auto& plan : c.visits) {
+    const ClientIndex client = upsert_client(plan.client);
+    std::vector<CarerIndex> carers;
+    for (const auto& id : plan.carers) carers.push_back(carer_of(id));
+    const std::uint16_t th = thresholds_index(*b, plan.type, plan.time_critical);
+
+    auto existing = find_visit(plan.id);
+    if (!existing) {
+      const VisitIndex vi = VisitIndex(visits_.size());
+      Visit v;
+      v.id = plan.id;
+      v.branch = *b;
+      v.client = client;
+      v.carers = carers;
+      v.start = plan.start;
+      v.end = plan.end;
+      v.type = plan.type;
+      v.time_critical = plan.time_critical;
+      v.notes = plan.notes;
+      v.day = c.date;
+      v.thresholds = th;
+      visits_.push_back(std::move(v));
+      visit_ids_.emplace(plan.id, vi);
+      day.push_back(vi);
+      for (CarerIndex ci : carers) {
+        carers_[ci].visits.push_back(vi);
+        touched_carers.insert(ci);
+      }
+      plan_start(vi);
+      touch(vi, fx);
+      ++r.counts.imported;
+      continue;
+    }
+
+    const VisitIndex vi = *existing;
+    Visit& v = visits_[vi];
+    const bool same = v.client == client && clients_[client].id == plan.client.id &&
+                      v.carers == carers && v.start == plan.start && v.end == plan.end &&
+                      v.type == plan.type && v.time_critical == plan.time_critical &&
+                      v.notes == plan.notes && v.state != VisitState::cancelled;
+    if (same) {
+      ++r.counts.unchanged;
+      continue;
+    }
+    if (v.carers != carers) {
+      Reassign re{v.id, plan.carers, c.by};
+      if (v.state == VisitState::cancelled || v.state == VisitState::completed) {
+        // Reassign refuses terminal visits; an import may still correct the record.
+        for (CarerIndex old : v.carers) touched_carers.insert(old);
+        v.carers = carers;
+        for (CarerIndex ci : carers) {
+          auto& list = carers_[ci].visits;
+          if (std::find(list.begin(), list.end(), vi) == list.end()) list.push_back(vi);
+        }
+      } else {
+        on(re, fx);
+      }
+      for (CarerIndex ci : carers) touched_carers.insert(ci);
+    }
+    const bool timing = v.start != plan.start || v.end != plan.end || v.thresholds != th;
+    v.client = client;
+    v.start = plan.start;
+    v.end = plan.end;
+    v.type = plan.type;
+    v.time_critical = plan.time_critical;
+    v.notes = plan.notes;
+    v.thresholds = th;
+    if (v.state == VisitState::cancelled) {
+      // Put back on the rota by the office.
+      v.cancel_reason.clear();
+      v.state = v.check_ins.empty() ? VisitState::scheduled : VisitState::in_progress;
+      complete_if_done(vi, now_, fx);
+    }
+    if (timing) settle_start_phase(vi, now_, fx);
+    plan_start(vi);
+    plan_end(vi);
+    for (CarerIndex ci : v.carers) touched_carers.insert(ci);
+    touch(vi, fx);
+    ++r.counts.updated;
+  }
+
+  for (CarerIndex ci : touched_carers) {
+    auto& list = carers_[ci].visits;
+    std::sort(list.begin(), list.end(), [this](VisitIndex a, VisitIndex b) {
+      return std::tie(visits_[a].start, visits_[a].id) < std::tie(visits_[b].start, visits_[b].id);
+    });
+    rebuild_shifts(ci);
+    fx.push_back(Effect{Effect::Kind::rota_changed, ci});
+  }
+  return r;
+}
+
+Reply Engine::on(const Reassign& c, Effects& fx) {
+  const auto found = find_visit(c.visit);
+  if (!found) return rejected(ErrorCode::unknown_visit, "visit " + c.visit + " is unknown");
+  const VisitIndex vi = *found;
+  if (c.carers.empty()) return rejected(ErrorCode::bad_message, "carers must not be empty");
+  for (std::size_t i = 0; i < c.carers.size(); ++i) {
+    if (c.carers[i].empty()) return rejected(ErrorCode::bad_message, "a carer id is empty");
+    for (std::size_t j = 0; j < i; ++j) {
+      if (c.carers[i] == c.carers[j]) {
+        return rejected(ErrorCode::bad_message, "carer " + c.carers[i] + " is listed twice");
+      }
+    }
+  }
+  if (visits_[vi].state == VisitState::cancelled) {
+    return rejected(ErrorCode::visit_cancelled, "visit " + c.visit + " was cancelled");
+  }
+  if (visits_[vi].state == VisitState::completed) {
+    return rejected(ErrorCode::conflict, "visit " + c.visit + " is already completed");
+  }
+  std::vector<CarerIndex> carers;
+  for (const auto& id : c.carers) carers.push_back(carer_of(id));
+  Visit& v = visits_[vi];
+  if (carers == v.carers) {
+    Reply r = accepted(vi);
+    r.status = Status::unchanged;
+    r.note = "visit " + v.id + " already has these carers";
+    return r;
+  }
+  const std::vector<CarerIndex> old = v.carers;
+  v.carers = carers;
+  for (CarerIndex ci : old) {
+    if (!v.assigned(ci)) {
+      auto& list = carers_[ci].visits;
+      list.erase(std::remove(list.begin(), list.end(), vi), list.end());
+      rebuild_shifts(ci);
+      fx.push_back(Effect{Effect::Kind::rota_changed, ci});
+    }
+  }
+  for (CarerIndex ci : carers) {
+    auto& list = carers_[ci].visits;
+    if (std::find(list.begin(), list.end(), vi) == list.end()) {
+      list.insert(std::upper_bound(list.begin(), list.end(), vi,
+                                   [this](VisitIndex a, VisitIndex b) {
+                                     return std::tie(visits_[a].start, visits_[a].id) <
+                                            std::tie(visits_[b].start, visits_[b].id);
+                                   }),
+                  vi);
+      rebuild_shifts(ci);
+      fx.push_back(Effect{Effect::Kind::rota_changed, ci});
+    }
+  }
+  // Open alerts now concern the new carer (the one still missing, if any).
+  const CarerIndex target = missing_carer(v) != kNoIndex ? missing_carer(v) : v.carers.front();
+  for (AlertIndex a : v.alerts) {
+    if (a == kNoIndex || !alerts_[a].open() || alerts_[a].carer == target) continue;
+    if (alerts_[a].phase == AlertPhase::location) continue;  // about who was there: unchanged
+    alerts_[a].carer = target;
+    alerts_[a].updated_at = now_;
+    ++alerts_[a].seq;
+    fx.push_back(Effect{Effect::Kind::alert_changed, a, AlertTransition::retargeted});
+  }
+  if (v.carers.size() < 2 || missing_carer(v) == kNoIndex) {
+    resolve_phase(vi, AlertPhase::double_up, Resolution::reassigned, now_, fx);
+  }
+  plan_start(vi);
+  touch(vi, fx);
+  return accepted(vi);
+}
+
+Reply Engine::on(const Cancel& c, Effects& fx) {
+  const auto found = find_visit(c.visit);
+  if (!found) return rejected(ErrorCode::unknown_visit, "visit " + c.visit + " is unknown");
+  const VisitIndex vi = *found;
+  Visit& v = visits_[vi];
+  if (v.state == VisitState::cancelled) {
+    return rejected(ErrorCode::visit_cancelled, "visit " + c.visit + " was already cancelled");
+  }
+  if (v.state == VisitState::completed) {
+    return rejected(ErrorCode::conflict, "visit " + c.visit + " is already completed");
+  }
+  v.state = VisitState::cancelled;
+  v.cancel_reason = c.reason;
+  wheel_.cancel(v.start_deadline);
+  wheel_.cancel(v.end_deadline);
+  for (AlertIndex a : v.alerts) {
+    if (a != kNoIndex && alerts_[a].open()) resolve(a, Resolution::cancelled, c.by, now_, fx);
+  }
+  for (CarerIndex ci : v.carers) {
+    rebuild_shifts(ci);
+    fx.push_back(Effect{Effect::Kind::rota_changed, ci});
+  }
+  touch(vi, fx);
+  return accepted(vi);
+}
+
+Reply Engine::on(const AckAlert& c, Effects& fx) {
+  const auto found = find_alert(c.alert);
+  if (!found) return rejected(ErrorCode::unknown_alert, "alert " + c.alert + " is unknown");
+  Alert& a = alerts_[*found];
+  Reply r;
+  r.alert = *found;
+  r.visit = a.visit;
+  if (a.state != AlertState::triggered) {
+    r.status = Status::unchanged;
+    r.note = "alert " + c.alert + " is already " + std::string(to_string(a.state));
+    return r;
+  }
+  a.state = AlertState::acknowledged;
+  a.acked_at = now_;
+  a.acked_by = c.by;
+  if (!c.note.empty()) a.note = c.note;
+  a.updated_at = now_;
+  ++a.seq;
+  fx.push_back(Effect{Effect::Kind::alert_changed, *found, AlertTransition::acknowledged});
+  return r;
+}
+
+Reply Engine::on(const ResolveAlert& c, Effects& fx) {
+  const auto found = find_alert(c.alert);
+  if (!found) return rejected(ErrorCode::unknown_alert, "alert " + c.alert + " is unknown");
+  Alert& a = alerts_[*found];
+  Reply r;
+  r.alert = *found;
+  r.visit = a.visit;
+  if (a.state == AlertState::resolved) {
+    r.status = Status::unchanged;
+    r.note = "alert " + c.alert + " is already resolved";
+    return r;
+  }
+  if (!c.note.empty()) a.note = c.note;
+  resolve(*found, Resolution::user, c.by, now_, fx);
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------
+// Rota bookkeeping
+
+CarerIndex Engine::carer_of(std::string_view id) {
+  auto [it, inserted] = carer_ids_.try_emplace(std::string(id), CarerIndex(carers_.size()));
+  if (inserted) carers_.push_back(Carer{std::string(id), {}, {}, std::nullopt, {}});
+  return it->second;
+}
+
+ClientIndex Engine::upsert_client(const ClientPlan& plan) {
+  auto [it, inserted] = client_ids_.try_emplace(plan.id, ClientIndex(clients_.size()));
+  if (inserted) clients_.emplace_back();
+  Client& c = clients_[it->second];
+  c.id = plan.id;
+  c.name = plan.name;
+  c.location = plan.location;
+  c.geofence_m = plan.geofence_m;
+  c.tag = plan.tag;
+  return it->second;
+}
+
+std::uint16_t Engine::thresholds_index(BranchIndex b, std::string_view type, bool tc) {
+  std::string key = branches_[b].id;
+  key += '\0';
+  key += type;
+  key += tc ? "\0c" : "\0n";
+  auto it = thresholds_ids_.find(key);
+  if (it != thresholds_ids_.end()) return it->second;
+  thresholds_.push_back(settings_.thresholds_for(branches_[b].id, type, tc));
+  const auto index = std::uint16_t(thresholds_.size() - 1);
+  thresholds_ids_.emplace(std::move(key), index);
+  return index;
+}
+
+void Engine::rebuild_shifts(CarerIndex ci) {
+  Carer& carer = carers_[ci];
+  carer.shifts.clear();
+  // One shift per local day: first visit's start - lead to last visit's end + tail.
+  std::map<std::pair<BranchIndex, std::int32_t>, Shift> by_day;
+  for (VisitIndex vi : carer.visits) {
+    const Visit& v = visits_[vi];
+    if (v.state == VisitState::cancelled) continue;
+    auto [it, inserted] = by_day.try_emplace({v.branch, day_number(v.day)}, Shift{v.start, v.end});
+    if (!inserted) {
+      it->second.from = std::min(it->second.from, v.start);
+      it->second.to = std::max(it->second.to, v.end);
+    }
+  }
+  for (auto& [day, shift] : by_day) {
+    carer.shifts.push_back(Shift{shift.from - settings_.tracking.shift_lead,
+                                 shift.to + settings_.tracking.shift_tail});
+  }
+  std::sort(carer.shifts.begin(), carer.shifts.end(),
+            [](const Shift& a, const Shift& b) { return a.from < b.from; });
+}
+
+bool Engine::on_shift(const Carer& carer, TimePoint t) const {
+  // Shifts are few per carer and sorted by start: find the last starting at or before t.
+  auto it = std::upper_bound(carer.shifts.begin(), carer.shifts.end(), t,
+                             [](TimePoint x, const Shift& s) { return x < s.from; });
+  // Shifts of different branches may overlap: look back over all that started before t.
+  while (it != carer.shifts.begin()) {
+    --it;
+    if (t <= it->to) return true;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------
+// Deadlines
+
+void Engine::plan_start(VisitIndex vi) {
+  Visit& v = visits_[vi];
+  wheel_.cancel(v.start_deadline);
+  v.start_deadline = {};
+  if (v.state == VisitState::cancelled) return;
+  const auto& th = thresholds_[v.thresholds];
+  std::optional<TimePoint> at;
+  if (v.check_ins.empty()) {
+    if (v.state == VisitState::scheduled) at = v.start + th.late_after;
+    if (v.state == VisitState::late) at = v.start + th.missed_after;
+  } else if (v.carers.size() > 1 && !(v.flags & kDoubleUpIncomplete) &&
+             missing_carer(v) != kNoIndex && !is_terminal(v.state)) {
+    at = v.start + th.late_after;
+  }
+  if (at) {
+    v.start_deadline =
+        wheel_.schedule(*at, (std::uint64_t(vi) << 1) | std::uint64_t(DeadlineKind::start_phase));
+  }
+}
+
+void Engine::plan_end(VisitIndex vi) {
+  Visit& v = visits_[vi];
+  wheel_.cancel(v.end_deadline);
+  v.end_deadline = {};
+  if (v.check_ins.empty()) return;
+  const auto& th = thresholds_[v.thresholds];
+  const TimePoint due = v.check_ins.front().at + v.planned();
+  std::optional<TimePoint> at;
+  if (v.state == VisitState::in_progress) at = due + th.overrun_after;
+  if (v.state == VisitState::overrunning) at = due + th.no_checkout_after;
+  if (at) {
+    v.end_deadline =
+        wheel_.schedule(*at, (std::uint64_t(vi) << 1) | std::uint64_t(DeadlineKind::end_phase));
+  }
+}
+
+void Engine::fire(VisitIndex vi, DeadlineKind kind, TimePoint at, Effects& fx) {
+  if (kind == DeadlineKind::start_phase) {
+    visits_[vi].start_deadline = {};
+    on_start_deadline(vi, at, fx);
+  } else {
+    visits_[vi].end_deadline = {};
+    on_end_deadline(vi, at, fx);
+  }
+}
+
+Severity Engine::late_severity(const Visit& v) const {
+  return v.time_critical ? Severity::critical : Severity::warning;
+}
+
+void Engine::on_start_deadline(VisitIndex vi, TimePoint at, Effects& fx) {
+  Visit& v = visits_[vi];
+  const auto& th = thresholds_[v.thresholds];
+  if (!v.check_ins.empty()) {
+    check_double_up(vi, at, fx);
+    return;
+  }
+  const CarerIndex carer = v.carers.front();
+  if (at >= v.start + th.missed_after && v.state != VisitState::missed) {
+    v.state = VisitState::missed;
+    raise(vi, AlertPhase::start, AlertKind::missed, Severity::critical, carer, at, fx);
+  } else if (at >= v.start + th.late_after && v.state == VisitState::scheduled) {
+    v.state = VisitState::late;
+    raise(vi, AlertPhase::start, AlertKind::late, late_severity(v), carer, at, fx);
+  }
+  touch(vi, fx);
+  plan_start(vi);
+}
+
+void Engine::check_double_up(VisitIndex vi, TimePoint at, Effects& fx) {
+  Visit& v = visits_[vi];
+  const CarerIndex missing = missing_carer(v);
+  if (missing == kNoIndex || is_terminal(v.state)) return;
+  v.flags |= kDoubleUpIncomplete;
+  raise(vi, AlertPhase::double_up, AlertKind::double_up_incomplete, late_severity(v), missing, at,
+        fx);
+  touch(vi, fx);
+}
+
+void Engine::on_end_deadline(VisitIndex vi, TimePoint at, Effects& fx) {
+  Visit& v = visits_[vi];
+  const auto& th = thresholds_[v.thresholds];
+  const TimePoint due = v.check_ins.front().at + v.planned();
+  CarerIndex carer = v.check_ins.front().carer;
+  for (const auto& in : v.check_ins) {
+    if (!v.checked_out(in.carer)) {
+      carer = in.carer;
+      break;
+    }
+  }
+  if (at >= due + th.no_checkout_after && v.state != VisitState::no_checkout) {
+    v.state = VisitState::no_checkout;
+    raise(vi, AlertPhase::end, AlertKind::no_checkout, Severity::warning, carer, at, fx);
+  } else if (at >= due + th.overrun_after && v.state == VisitState::in_progress) {
+    v.state = VisitState::overrunning;
+    raise(vi, AlertPhase::end, AlertKind::overrunning, Severity::info, carer, at, fx);
+  }
+  touch(vi, fx);
+  plan_end(vi);
+}
+
+void Engine::complete_if_done(VisitIndex vi, TimePoint at, Effects& fx) {
+  Visit& v = visits_[vi];
+  if (v.check_ins.empty() || v.check_outs.size() < v.check_ins.size()) return;
+  v.state = VisitState::completed;
+  wheel_.cancel(v.end_deadline);
+  v.end_deadline = {};
+  wheel_.cancel(v.start_deadline);
+  v.start_deadline = {};
+  resolve_phase(vi, AlertPhase::end, Resolution::checked_out, at, fx);
+  resolve_phase(vi, AlertPhase::double_up, Resolution::checked_out, at, fx);
+  TimePoint first = v.check_ins.front().at;
+  for (const auto& r : v.check_ins) first = std::min(first, r.at);
+  TimePoint last = first;
+  for (const auto& r : v.check_outs) last = std::max(last, r.at);
+  const auto& th = thresholds_[v.thresholds];
+  const double worked = double((last - first).count());
+  if (worked < th.short_ratio * double(v.planned().count()) && !(v.flags & kShort)) {
+    v.flags |= kShort;
+    raise(vi, AlertPhase::duration, AlertKind::short_visit, Severity::warning,
+          v.check_outs.back().carer, at, fx);
+  }
+}
+
+void Engine::settle_start_phase(VisitIndex vi, TimePoint at, Effects& fx) {
+  // The office moved a visit nobody has checked in to yet: its lateness is judged afresh.
+  Visit& v = visits_[vi];
+  if (!v.check_ins.empty() || v.state == VisitState::cancelled) return;
+  const auto& th = thresholds_[v.thresholds];
+  const AlertIndex a = open_alert(v, AlertPhase::start);
+  if (at < v.start + th.late_after) {
+    v.state = VisitState::scheduled;
+    if (a != kNoIndex) resolve(a, Resolution::rescheduled, "", at, fx);
+  } else if (at < v.start + th.missed_after && v.state == VisitState::missed) {
+    v.state = VisitState::late;
+    if (a != kNoIndex) {
+      Alert& alert = alerts_[a];
+      alert.kind = AlertKind::late;
+      alert.severity = late_severity(v);
+      alert.updated_at = at;
+      ++alert.seq;
+      fx.push_back(Effect{Effect::Kind::alert_changed, a, AlertTransition::updated});
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Alerts
+
+AlertIndex Engine::open_alert(const Visit& v, AlertPhase phase) const {
+  const AlertIndex a = v.alerts[std::size_t(phase)];
+  return a != kNoIndex && alerts_[a].open() ? a : kNoIndex;
+}
+
+AlertIndex Engine::raise(VisitIndex vi, AlertPhase phase, AlertKind kind, Severity severity,
+                         CarerIndex carer, TimePoint at, Effects& fx) {
+  Visit& v = visits_[vi];
+  const AlertIndex existing = open_alert(v, phase);
+  if (existing != kNoIndex) {
+    Alert& a = alerts_[existing];
+    if (severity <= a.severity && kind == a.kind) return existing;
+    const bool rose = severity > a.severity;
+    a.kind = kind;
+    a.severity = std::max(a.severity, severity);
+    a.updated_at = at;
+    ++a.seq;
+    if (rose && a.state == AlertState::acknowledged) {
+      // A rise needs a person's attention again.
+      a.state = AlertState::triggered;
+      a.acked_at.reset();
+      a.acked_by.clear();
+    }
+    fx.push_back(Effect{Effect::Kind::alert_changed, existing,
+                        rose ? AlertTransition::severity_rose : AlertTransition::updated});
+    return existing;
+  }
+  Alert a;
+  a.number = std::uint32_t(alerts_.size() + 1);
+  a.visit = vi;
+  a.phase = phase;
+  a.kind = kind;
+  a.severity = severity;
+  a.carer = carer;
+  a.raised_at = at;
+  a.updated_at = at;
+  const auto index = AlertIndex(alerts_.size());
+  alerts_.push_back(std::move(a));
+  v.alerts[std::size_t(phase)] = index;
+  fx.push_back(Effect{Effect::Kind::alert_changed, index, AlertTransition::raised});
+  return index;
+}
+
+void Engine::resolve(AlertIndex ai, Resolution why, std::string_view by, TimePoint at,
+                     Effects& fx) {
+  Alert& a = alerts_[ai];
+  if (!a.open()) return;
+  a.state = AlertState::resolved;
+  a.resolution = why;
+  a.resolved_by = std::string(by);
+  a.resolved_at = at;
+  a.updated_at = at;
+  ++a.seq;
+  fx.push_back(Effect{Effect::Kind::alert_changed, ai, AlertTransition::resolved});
+}
+
+void Engine::resolve_phase(VisitIndex vi, AlertPhase phase, Resolution why, TimePoint at,
+                           Effects& fx) {
+  const AlertIndex a = open_alert(visits_[vi], phase);
+  if (a != kNoIndex) resolve(a, why, "", at, fx);
+}
+
+void Engine::touch(VisitIndex vi, Effects& fx) {
+  const Effect e{Effect::Kind::visit_changed, vi};
+  if (fx.empty() || !(fx.back() == e)) fx.push_back(e);
+}
+
+CarerIndex Engine::missing_carer(const Visit& v) const {
+  for (CarerIndex c : v.carers) {
+    if (!v.checked_in(c)) return c;
+  }
+  return kNoIndex;
+}
+
+// ---------------------------------------------------------------------------------------
+// Canonical dump
+
+namespace {
+
+void put(std::ostream& os, const std::optional<Fix>& f) {
+  if (!f) {
+    os << "-";
+    return;
+  }
+  os << f->position.lat << ',' << f->position.lon << '~' << f->accuracy_m;
+}
+
+void put(std::ostream& os, const CheckRecord& r) {
+  os << "  rec carer=" << r.carer << " id=" << r.event_id << " at=" << format_rfc3339(r.at)
+     << " device=" << format_rfc3339(r.device_at) << " recv=" << format_rfc3339(r.received_at)
+     << " fix=";
+  put(os, r.fix);
+  os << " dist=" << r.distance_m << " method=" << to_string(r.method) << " note=" << r.note << '\n';
+}
+
+}  // namespace
+
+std::string Engine::canonical_dump() const {
+  std::ostringstream os;
+  os.precision(17);
+  os << "now " << format_rfc3339(now_) << '\n';
+  for (const auto& c : clients_) {
+    os << "client " << c.id << " " << c.name << " " << c.location.lat << "," << c.location.lon
+       << " fence=" << c.geofence_m.value_or(-1) << " tag=" << c.tag << '\n';
+  }
+  for (const auto& c : carers_) {
+    os << "carer " << c.id << " visits=";
+    for (VisitIndex v : c.visits) os << visits_[v].id << ' ';
+    os << "shifts=";
+    for (const auto& s : c.shifts)
+      os << format_rfc3339(s.from) << '/' << format_rfc3339(s.to) << ' ';
+    os << "fix=";
+    put(os, c.last_fix);
+    os << '@' << format_rfc3339(c.last_fix_at) << '\n';
+  }
+  for (const auto& v : visits_) {
+    os << "visit " << v.id << " branch=" << branches_[v.branch].id
+       << " client=" << clients_[v.client].id << " carers=";
+    for (CarerIndex c : v.carers) os << carers_[c].id << ' ';
+    os << "start=" << format_rfc3339(v.start) << " end=" << format_rfc3339(v.end)
+       << " type=" << v.type << " tc=" << v.time_critical << " notes=" << v.notes
+       << " day=" << format_local_date(v.day) << " state=" << to_string(v.state)
+       << " flags=" << v.flags << " late_by=" << v.late_by_s
+       << " eta=" << (v.eta ? format_rfc3339(*v.eta) : "-") << " eta_reason=" << v.eta_reason
+       << " cancel=" << v.cancel_reason << " th=" << v.thresholds << " alerts=";
+    for (AlertIndex a : v.alerts) os << (a == kNoIndex ? -1 : std::int64_t(a)) << ' ';
+    os << "start_deadline=" << wheel_.pending(v.start_deadline)
+       << " end_deadline=" << wheel_.pending(v.end_deadline) << '\n';
+    for (const auto& r : v.check_ins) put(os, r);
+    for (const auto& r : v.check_outs) put(os, r);
+  }
+  for (const auto& a : alerts_) {
+    os << "alert " << a.id() << " " << a.key(visits_[a.visit].id) << " " << to_string(a.kind) << " "
+       << to_string(a.severity) << " " << to_string(a.state) << " carer=" << carers_[a.carer].id
+       << " raised=" << format_rfc3339(a.raised_at) << " updated=" << format_rfc3339(a.updated_at)
+       << " acked=" << (a.acked_at ? format_rfc3339(*a.acked_at) : "-") << '/' << a.acked_by
+       << " resolved=" << (a.resolved_at ? format_rfc3339(*a.resolved_at) : "-") << '/'
+       << a.resolved_by << " why=" << to_string(a.resolution) << " note=" << a.note
+       << " level=" << a.escalation_level << " seq=" << a.seq << '\n';
+  }
+  std::vector<std::pair<EventKey, Decision>> decided(decided_.begin(), decided_.end());
+  std::sort(decided.begin(), decided.end(), [](const auto& x, const auto& y) {
+    return std::tie(x.first.hi, x.first.lo) < std::tie(y.first.hi, y.first.lo);
+  });
+  for (const auto& [k, d] : decided) {
+    os << "event " << k.hi << ':' << k.lo
+       << " visit=" << std::int64_t(d.visit == kNoIndex ? -1 : d.visit)
+       << " state=" << to_string(d.state) << " flags=" << d.flags << '\n';
+  }
+  for (const auto& p : pings_) {
+    os << "ping " << p.key.hi << ':' << p.key.lo << " until " << format_rfc3339(p.forget_at)
+       << '\n';
+  }
+  os << "deadlines " << wheel_.size() << '\n';
+  return os.str();
+}
+
+}  // namespace visitd::rota
