@@ -1,0 +1,650 @@
+// The tracking engine against the targets of its issue (figures in docs/benchmarks.md):
+//
+//   BM_Memory/1000000            memory an engine holds for 1,000,000 visits: after the rota
+//                                import, and after a whole day of carer events     <= 1 GiB
+//   BM_ApplyDay/100000           apply() throughput for a day of carer events on a 100,000-visit
+//                                rota (70% location pings, 15% check-ins, 15% check-outs)
+//                                                                          >= 1,000,000 events/s
+//   BM_AdvanceDeadlines/1000     advance() per fired deadline with 1,000 deadlines pending,
+//   BM_AdvanceDeadlines/1000000  ... and with 1,000,000 pending            ratio (1M/1k) >= 0.9
+//
+// After the benchmarks a summary compares the figures with the targets. `engine_bench
+// --memory [visits]` measures memory alone in a fresh process, where resident set growth is
+// not blurred by what earlier benchmarks freed.
+//
+// Everything is generated from fixed seeds: the same binary runs the same workload.
+
+#include <benchmark/benchmark.h>
+#include <malloc.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <numbers>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "visitd/config/settings.hpp"
+#include "visitd/core/time.hpp"
+#include "visitd/core/zone.hpp"
+#include "visitd/rota/engine.hpp"
+#include "visitd/rota/model.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using namespace visitd;
+using namespace visitd::rota;
+
+constexpr std::uint64_t kSeed = 20261122;
+constexpr int kBranches = 10;
+constexpr std::size_t kVisitsPerCarer = 10;
+
+// Monday 2026-11-23 (GMT, so local time is UTC): the day the workloads take place.
+const LocalDays kDay{std::chrono::sys_days(std::chrono::year(2026) / 11 / 23).time_since_epoch()};
+
+// ---------------------------------------------------------------------------------------
+// Measuring
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
+
+constexpr double kMiB = 1024.0 * 1024.0;
+
+struct Footprint {
+  double rss_bytes = 0;   ///< resident set size (/proc/self/statm)
+  double heap_bytes = 0;  ///< bytes malloc has handed out and not had back (mallinfo2)
+};
+
+Footprint footprint() {
+  Footprint f;
+  std::ifstream statm("/proc/self/statm");
+  std::uint64_t size = 0;
+  std::uint64_t resident = 0;
+  if (statm >> size >> resident) f.rss_bytes = double(resident) * double(sysconf(_SC_PAGESIZE));
+  const struct mallinfo2 info = mallinfo2();
+  f.heap_bytes = double(info.uordblks) + double(info.hblkhd);
+  return f;
+}
+
+// What the summary after the benchmarks reports; every run of a benchmark adds to it.
+struct Totals {
+  double apply_events = 0;
+  double apply_seconds = 0;
+  std::size_t apply_visits = 0;
+  struct Advance {
+    double fired = 0;
+    double seconds = 0;
+    double pending = 0;  ///< summed over windows
+    double windows = 0;
+  };
+  std::map<std::int64_t, Advance> advance;  // by deadlines pending
+  struct Memory {
+    std::size_t visits = 0;
+    std::size_t events = 0;
+    Footprint imported;  ///< growth from before the import
+    Footprint after_day;
+  };
+  std::optional<Memory> memory;  // the first measurement: later ones reuse freed memory
+};
+Totals totals;
+
+// ---------------------------------------------------------------------------------------
+// Generating a rota and a day of events
+
+/// splitmix64: cheap, and the same sequence everywhere.
+std::uint64_t mix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+class Random {
+ public:
+  explicit Random(std::uint64_t seed) : state_(seed) {}
+  std::uint64_t next() { return mix(state_++ * 0x9e3779b97f4a7c15ULL); }
+  std::int64_t below(std::int64_t n) { return std::int64_t(next() % std::uint64_t(n)); }
+  double unit() { return double(next() >> 11) * 0x1.0p-53; }
+
+ private:
+  std::uint64_t state_;
+};
+
+std::string padded(std::uint64_t n, int width) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%0*llu", width, static_cast<unsigned long long>(n));
+  return buf;
+}
+
+std::string branch_id(int b) { return "B" + padded(std::uint64_t(b), 2); }
+
+/// A phone's event id: a version-4 UUID's 36 characters, derived from n.
+std::string event_id(std::uint64_t n) {
+  const std::uint64_t a = mix(n ^ 0x5eed);
+  const std::uint64_t b = mix(a);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-4%03x-%04x-%012llx", unsigned(a >> 32),
+                unsigned((a >> 16) & 0xffff), unsigned(a & 0xfff),
+                unsigned(((b >> 48) & 0x3fff) | 0x8000),
+                static_cast<unsigned long long>(b & 0xffffffffffffULL));
+  return buf;
+}
+
+const TimeZone& london() {
+  static const TimeZone zone = *TimeZone::locate("Europe/London");
+  return zone;
+}
+
+/// A local wall time on `day` in London.
+TimePoint local(LocalDays day, Duration since_midnight) {
+  return *london().to_sys(LocalTime(day) + since_midnight);
+}
+
+config::Settings agency(int branches) {
+  config::Settings s;
+  for (int b = 0; b < branches; ++b) {
+    s.branches.push_back(
+        config::Branch{branch_id(b), "Branch " + std::to_string(b), "Europe/London", {}});
+  }
+  return s;
+}
+
+/// Client i of branch b: somewhere in Greater London, always in the same place.
+ClientPlan client(int branch, std::uint64_t i) {
+  Random r(mix((std::uint64_t(branch) << 40) ^ i));
+  ClientPlan c;
+  c.id = "CL-" + branch_id(branch) + "-" + padded(i, 6);
+  c.name = "Client " + std::to_string(i) + " of " + branch_id(branch);
+  c.location = geo::LatLon{51.30 + 0.40 * r.unit(), -0.50 + 0.80 * r.unit()};
+  return c;
+}
+
+struct RotaVisit {
+  std::uint16_t branch;
+  std::uint32_t plan;   ///< index into the branch's import
+  std::uint32_t carer;  ///< index into Rota::carers
+};
+
+/// One day's rota of many branches, as the office imports it.
+struct Rota {
+  std::vector<ImportRota> imports;  ///< one per branch
+  std::vector<std::string> carers;
+  std::vector<RotaVisit> visits;  ///< carer by carer, each carer's in order
+
+  const VisitPlan& plan(const RotaVisit& v) const { return imports[v.branch].visits[v.plan]; }
+};
+
+/// `visit_count` visits over `branches` branches: each carer does 10 consecutive visits of 30
+/// to 60 minutes, 5 to 20 minutes' travel apart, starting between 07:00 and 10:00; a client
+/// is visited three times a day on average; one visit in ten is time-critical.
+Rota make_rota(std::size_t visit_count, int branches) {
+  Random rng(kSeed);
+  Rota rota;
+  for (int b = 0; b < branches; ++b)
+    rota.imports.push_back(ImportRota{branch_id(b), kDay, {}, "bench"});
+  const std::size_t carers = (visit_count + kVisitsPerCarer - 1) / kVisitsPerCarer;
+  const auto clients =
+      std::int64_t(std::max<std::size_t>(1, visit_count / std::size_t(branches) / 3));
+  const std::string date = "20261123";
+  rota.visits.reserve(visit_count);
+  for (std::size_t c = 0; c < carers; ++c) {
+    const int b = int(c % std::size_t(branches));
+    rota.carers.push_back("C-" + branch_id(b) + "-" + padded(c / std::size_t(branches), 6));
+    TimePoint t = local(kDay, 7h + std::chrono::minutes(rng.below(180)));
+    auto& plans = rota.imports[std::size_t(b)].visits;
+    for (std::size_t k = 0; k < kVisitsPerCarer && rota.visits.size() < visit_count; ++k) {
+      VisitPlan p;
+      p.id = "V-" + branch_id(b) + "-" + date + "-" + padded(plans.size(), 7);
+      p.client = client(b, std::uint64_t(rng.below(clients)));
+      p.carers = {rota.carers.back()};
+      p.start = t;
+      p.end = t + std::chrono::minutes(30 + 5 * rng.below(7));
+      p.time_critical = rng.below(10) == 0;
+      p.notes = "Key safe by the back door. Prompt tablets with breakfast.";
+      t = p.end + std::chrono::minutes(5 + rng.below(16));
+      rota.visits.push_back(RotaVisit{std::uint16_t(b), std::uint32_t(plans.size()),
+                                      std::uint32_t(rota.carers.size() - 1)});
+      plans.push_back(std::move(p));
+    }
+  }
+  return rota;
+}
+
+enum class EventKind : std::uint8_t { check_in, check_out, ping };
+
+/// A carer event, compact until it is turned into a Command.
+struct EventSpec {
+  TimePoint received;  ///< when visitd gets it: the `now` it is applied at
+  TimePoint device;    ///< the phone's time
+  std::uint64_t id;    ///< event id seed (a resend repeats it)
+  std::uint32_t visit;
+  EventKind kind;
+  float north_m;  ///< where the phone is, relative to the client's home
+  float east_m;
+  float accuracy_m;
+};
+
+/// Every event of the rota's day, in the order visitd receives them. Per visit: a check-in
+/// near the start (3% after the late threshold; 2% from outside the geofence), a check-out
+/// near the end, and 4 or 5 location pings between check-in and the next visit: 70% pings,
+/// 15% check-ins, 15% check-outs. Phones deliver within 3 s, 1% of check-ins after an
+/// offline spell of 5 to 30 minutes, and 1% of all events twice.
+std::vector<EventSpec> day_events(const Rota& rota) {
+  Random rng(kSeed ^ 0xe7e7);
+  std::vector<EventSpec> events;
+  events.reserve(rota.visits.size() * 7);
+  std::uint64_t next_id = 0;
+  auto emit = [&](EventSpec e) {
+    e.id = next_id++;
+    events.push_back(e);
+    if (rng.below(100) == 0) {
+      e.received += Duration(1000 + rng.below(9000));
+      events.push_back(e);
+    }
+  };
+  auto near = [&](float metres) { return float((rng.unit() * 2 - 1) * metres); };
+  for (std::uint32_t i = 0; i < rota.visits.size(); ++i) {
+    const VisitPlan& p = rota.plan(rota.visits[i]);
+    TimePoint in = p.start + std::chrono::seconds(-300 + rng.below(900));
+    if (rng.below(100) < 3) in = p.start + std::chrono::minutes(16 + rng.below(25));
+    TimePoint in_received = in + Duration(rng.below(3000));
+    if (rng.below(100) == 0) in_received += std::chrono::minutes(5 + rng.below(26));
+    const TimePoint out = std::max(p.end + std::chrono::seconds(-300 + rng.below(600)), in + 10min);
+    const TimePoint out_received = std::max(out + Duration(rng.below(3000)), in_received + 1ms);
+    const bool away = rng.below(50) == 0;
+    emit(EventSpec{in_received, in, 0, i, EventKind::check_in, away ? 900.0f : near(20), near(20),
+                   float(5 + rng.below(20))});
+    emit(EventSpec{out_received, out, 0, i, EventKind::check_out, near(20), near(20),
+                   float(5 + rng.below(20))});
+    const int pings = rng.below(3) == 0 ? 4 : 5;
+    const auto span = (out + 15min - in).count();
+    for (int k = 0; k < pings; ++k) {
+      const TimePoint at = in + Duration(rng.below(span));
+      emit(EventSpec{at + Duration(rng.below(3000)), at, 0, i, EventKind::ping, near(400),
+                     near(400), float(5 + rng.below(40))});
+    }
+  }
+  std::stable_sort(events.begin(), events.end(),
+                   [](const EventSpec& a, const EventSpec& b) { return a.received < b.received; });
+  return events;
+}
+
+Command to_command(const EventSpec& e, const Rota& rota) {
+  const RotaVisit& rv = rota.visits[e.visit];
+  const VisitPlan& p = rota.plan(rv);
+  const geo::LatLon home = p.client.location;
+  const Fix fix{{home.lat + e.north_m / 111'320.0,
+                 home.lon + e.east_m / (111'320.0 * std::cos(home.lat * std::numbers::pi / 180))},
+                e.accuracy_m};
+  switch (e.kind) {
+    case EventKind::check_in:
+      return CheckIn{event_id(e.id), rota.carers[rv.carer], p.id, e.device, fix, Method::gps, {}};
+    case EventKind::check_out:
+      return CheckOut{event_id(e.id),
+                      rota.carers[rv.carer],
+                      p.id,
+                      e.device,
+                      fix,
+                      Method::gps,
+                      {},
+                      "All well; breakfast and tablets taken."};
+    case EventKind::ping:
+      break;
+  }
+  return LocationPing{event_id(e.id), rota.carers[rv.carer], e.device, fix};
+}
+
+/// Imports the rota into `engine` at midnight; aborts if the engine refuses it.
+void import(Engine& engine, const Rota& rota) {
+  Effects fx;
+  for (const ImportRota& branch : rota.imports) {
+    fx.clear();
+    const Reply r = engine.apply(branch, local(kDay, 0h), fx);
+    if (r.status != Status::accepted) {
+      std::fprintf(stderr, "engine_bench: the rota of %s was refused (%zu issues)\n",
+                   branch.branch.c_str(), r.issues.size());
+      std::abort();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// apply(): a day of carer events
+
+struct TimedCommand {
+  TimePoint now;
+  Command command;
+};
+
+struct ApplyDay {
+  config::Settings settings = agency(kBranches);
+  Rota rota;
+  std::vector<TimedCommand> stream;
+  std::size_t pings = 0;
+};
+
+const ApplyDay& apply_day(std::size_t visits) {
+  static std::map<std::size_t, std::unique_ptr<ApplyDay>> cache;
+  auto& day = cache[visits];
+  if (!day) {
+    day = std::make_unique<ApplyDay>();
+    day->rota = make_rota(visits, kBranches);
+    const std::vector<EventSpec> events = day_events(day->rota);
+    day->stream.reserve(events.size());
+    for (const EventSpec& e : events) {
+      day->stream.push_back(TimedCommand{e.received, to_command(e, day->rota)});
+      if (e.kind == EventKind::ping) ++day->pings;
+    }
+  }
+  return *day;
+}
+
+// Timed: engine.apply() over the day's whole stream, in receive order, on an engine that
+// holds the imported rota; the Effects vector is reused and cleared before each call, and the
+// Reply is inspected (as the caller must). Not timed: generating the rota and the stream
+// (once), importing the rota into a fresh engine before each iteration (a check-in happens
+// once) and destroying the engine after it.
+void BM_ApplyDay(benchmark::State& state) {
+  const ApplyDay& day = apply_day(std::size_t(state.range(0)));
+  Effects fx;
+  fx.reserve(256);
+  double rejected = 0;
+  double duplicates = 0;
+  double alerts = 0;
+  double cpu = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto engine = std::make_unique<Engine>(day.settings, local(kDay, 0h));
+    import(*engine, day.rota);
+    state.ResumeTiming();
+
+    const double started = thread_cpu_seconds();
+    for (const TimedCommand& c : day.stream) {
+      fx.clear();
+      const Reply r = engine->apply(c.command, c.now, fx);
+      rejected += r.status == Status::rejected;
+      duplicates += r.status == Status::duplicate;
+    }
+    cpu += thread_cpu_seconds() - started;
+
+    state.PauseTiming();
+    alerts += double(engine->alert_count());
+    engine.reset();
+    state.ResumeTiming();
+  }
+  const double n = double(state.iterations());
+  state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(day.stream.size()));
+  state.counters["events"] = double(day.stream.size());
+  state.counters["pings_pct"] = 100.0 * double(day.pings) / double(day.stream.size());
+  state.counters["rejected"] = rejected / n;
+  state.counters["duplicates"] = duplicates / n;
+  state.counters["alerts"] = alerts / n;
+  totals.apply_events += n * double(day.stream.size());
+  totals.apply_seconds += cpu;
+  totals.apply_visits = day.rota.visits.size();
+}
+
+// ---------------------------------------------------------------------------------------
+// advance(): deadlines falling due with few or many pending
+
+/// An engine that always has the same number of late deadlines pending, in hourly windows of
+/// kPerWindow each: window s holds the visits of branch s % 16 on day s / 16, starting between
+/// 06:00 + h and 07:00 + h, so their late deadlines (start + 15 min) fall in that hour. The
+/// rota is imported `ahead` deadlines (ahead / kPerWindow windows) in advance; each window's
+/// visits are closed after it (the late carer checks in and out), so that no missed deadline
+/// is added, and the next window's rota is imported: the count pending stays `ahead`.
+class DeadlineConveyor {
+ public:
+  static constexpr int kWindowsPerDay = 16;
+  static constexpr std::size_t kPerWindow = 1000;
+
+  explicit DeadlineConveyor(std::size_t ahead)
+      : settings_(agency(kWindowsPerDay)), engine_(settings_, local(kDay, 0h)) {
+    windows_ahead_ = std::max<std::size_t>(1, ahead / kPerWindow);
+    for (std::size_t s = 0; s < windows_ahead_; ++s) import(s);
+  }
+
+  Engine& engine() { return engine_; }
+  std::size_t window() const { return window_; }
+
+  /// Deadlines of window s fall due after window_end(s - 1) and no later than window_end(s).
+  TimePoint window_end(std::size_t s) const {
+    const LocalDays day = kDay + std::chrono::days(s / kWindowsPerDay);
+    return local(day, 7h + std::chrono::hours(s % kWindowsPerDay) + 15min);
+  }
+
+  /// After the current window has fired: closes its visits and imports the one `ahead` on.
+  void next_window() {
+    settle(window_);
+    import(window_ + windows_ahead_);
+    ++window_;
+  }
+
+ private:
+  ImportRota plan(std::size_t s) const {
+    const int branch = int(s % kWindowsPerDay);
+    const LocalDays day = kDay + std::chrono::days(s / kWindowsPerDay);
+    const std::string date = format_local_date(day);
+    Random rng(mix(kSeed ^ s));
+    ImportRota rota{branch_id(branch), day, {}, "bench"};
+    rota.visits.reserve(kPerWindow);
+    for (std::size_t i = 0; i < kPerWindow; ++i) {
+      VisitPlan p;
+      p.id = "V-" + branch_id(branch) + "-" + date + "-" + padded(i, 7);
+      p.client = client(branch, i);
+      p.carers = {"C-" + branch_id(branch) + "-" + padded(i, 6)};
+      p.start = local(day, 6h + std::chrono::hours(branch) + Duration(rng.below(3'600'000)));
+      p.end = p.start + std::chrono::minutes(30 + 5 * rng.below(7));
+      rota.visits.push_back(std::move(p));
+    }
+    return rota;
+  }
+
+  void import(std::size_t s) {
+    fx_.clear();
+    const Reply r = engine_.apply(plan(s), engine_.now(), fx_);
+    if (r.status != Status::accepted) std::abort();
+  }
+
+  void settle(std::size_t s) {
+    const TimePoint now = window_end(s);
+    for (const VisitPlan& p : plan(s).visits) {
+      fx_.clear();
+      engine_.apply(
+          CheckIn{
+              event_id(++events_), p.carers.front(), p.id, now, std::nullopt, Method::manual, {}},
+          now, fx_);
+      engine_.apply(CheckOut{event_id(++events_),
+                             p.carers.front(),
+                             p.id,
+                             now,
+                             std::nullopt,
+                             Method::manual,
+                             {},
+                             {}},
+                    now, fx_);
+    }
+  }
+
+  config::Settings settings_;
+  Engine engine_;
+  std::size_t windows_ahead_ = 1;
+  std::size_t window_ = 0;
+  std::uint64_t events_ = 1'000'000'000;
+  Effects fx_;
+};
+
+DeadlineConveyor& conveyor(std::size_t ahead) {
+  static std::map<std::size_t, std::unique_ptr<DeadlineConveyor>> cache;
+  auto& c = cache[ahead];
+  if (!c) c = std::make_unique<DeadlineConveyor>(ahead);
+  return *c;
+}
+
+// Timed: what the daemon's engine timer does over one hour's window: ask next_deadline(),
+// advance() to it, read the effects, until the next deadline is past the window. Each window
+// fires kPerWindow late deadlines (each raising a late alert). Not timed: building the engine
+// (once per size), and between windows closing the fired visits and importing the next rota.
+void BM_AdvanceDeadlines(benchmark::State& state) {
+  DeadlineConveyor& c = conveyor(std::size_t(state.range(0)));
+  Engine& engine = c.engine();
+  Effects fx;
+  fx.reserve(256);
+  double fired = 0;
+  double wakeups = 0;
+  double pending = 0;
+  double cpu = 0;
+  for (auto _ : state) {
+    const TimePoint end = c.window_end(c.window());
+    pending += double(engine.pending_deadlines());
+    const double started = thread_cpu_seconds();
+    while (const auto next = engine.next_deadline()) {
+      if (*next > end) break;
+      fx.clear();
+      engine.advance(*next, fx);
+      ++wakeups;
+      for (const Effect& e : fx) fired += e.kind == Effect::Kind::alert_changed;
+    }
+    cpu += thread_cpu_seconds() - started;
+    state.PauseTiming();
+    c.next_window();
+    state.ResumeTiming();
+  }
+  const double n = double(state.iterations());
+  state.SetItemsProcessed(std::int64_t(fired));
+  state.counters["pending"] = pending / n;
+  state.counters["fired_per_window"] = fired / n;
+  state.counters["wakeups_per_window"] = wakeups / n;
+  auto& t = totals.advance[state.range(0)];
+  t.fired += fired;
+  t.seconds += cpu;
+  t.pending += pending;
+  t.windows += n;
+}
+
+// ---------------------------------------------------------------------------------------
+// Memory
+
+Totals::Memory measure_memory(std::size_t visits) {
+  const Rota rota = make_rota(visits, kBranches);
+  const std::vector<EventSpec> events = day_events(rota);
+  const config::Settings settings = agency(kBranches);
+  Totals::Memory m;
+  m.visits = visits;
+  m.events = events.size();
+
+  const Footprint before = footprint();
+  auto engine = std::make_unique<Engine>(settings, local(kDay, 0h));
+  import(*engine, rota);
+  const Footprint imported = footprint();
+  Effects fx;
+  for (const EventSpec& e : events) {
+    fx.clear();
+    engine->apply(to_command(e, rota), e.received, fx);
+  }
+  fx.clear();
+  engine->advance(local(kDay, 24h), fx);
+  const Footprint after = footprint();
+  m.imported = {imported.rss_bytes - before.rss_bytes, imported.heap_bytes - before.heap_bytes};
+  m.after_day = {after.rss_bytes - before.rss_bytes, after.heap_bytes - before.heap_bytes};
+  return m;
+}
+
+// Not a timing: one measurement of what an engine holds for N visits, as resident set growth
+// and as malloc'd bytes (the latter is exact even when the process reuses freed memory).
+void BM_Memory(benchmark::State& state) {
+  Totals::Memory m;
+  for (auto _ : state) m = measure_memory(std::size_t(state.range(0)));
+  if (!totals.memory) totals.memory = m;
+  const double v = double(m.visits);
+  state.counters["rss_MiB_imported"] = m.imported.rss_bytes / kMiB;
+  state.counters["heap_MiB_imported"] = m.imported.heap_bytes / kMiB;
+  state.counters["heap_B_per_visit_imported"] = m.imported.heap_bytes / v;
+  state.counters["rss_MiB_day"] = m.after_day.rss_bytes / kMiB;
+  state.counters["heap_MiB_day"] = m.after_day.heap_bytes / kMiB;
+  state.counters["heap_B_per_visit_day"] = m.after_day.heap_bytes / v;
+}
+
+BENCHMARK(BM_Memory)->Arg(1'000'000)->Iterations(1)->Unit(benchmark::kSecond);
+BENCHMARK(BM_ApplyDay)->Arg(100'000)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(BM_AdvanceDeadlines)
+    ->Arg(1'000)
+    ->Arg(1'000'000)
+    ->Iterations(200)
+    ->Unit(benchmark::kMicrosecond);
+
+const char* verdict(bool met) { return met ? "met" : "MISSED"; }
+
+void print_memory(const Totals::Memory& m) {
+  const double v = double(m.visits);
+  std::printf(
+      "memory, %zu visits imported:  RSS +%.0f MiB, heap +%.0f MiB (%.0f B/visit)"
+      "  target <= 1024 MiB: %s\n",
+      m.visits, m.imported.rss_bytes / kMiB, m.imported.heap_bytes / kMiB,
+      m.imported.heap_bytes / v,
+      verdict(std::max(m.imported.rss_bytes, m.imported.heap_bytes) <= 1024 * kMiB));
+  std::printf(
+      "memory, after a day (%zu events): RSS +%.0f MiB, heap +%.0f MiB (%.0f B/visit)"
+      "  target <= 1024 MiB: %s\n",
+      m.events, m.after_day.rss_bytes / kMiB, m.after_day.heap_bytes / kMiB,
+      m.after_day.heap_bytes / v,
+      verdict(std::max(m.after_day.rss_bytes, m.after_day.heap_bytes) <= 1024 * kMiB));
+}
+
+void print_summary() {
+  std::printf(
+      "\nSummary against the tracking engine issue's targets (thread CPU time of the "
+      "timed regions, all runs):\n");
+  if (totals.apply_seconds > 0) {
+    const double rate = totals.apply_events / totals.apply_seconds;
+    std::printf(
+        "apply, %zu-visit day: %.0f events/s (%.0f ns/event)  target >= 1000000: %s (%.2fx)\n",
+        totals.apply_visits, rate, 1e9 / rate, verdict(rate >= 1e6), rate / 1e6);
+  }
+  for (const auto& [n, t] : totals.advance) {
+    std::printf(
+        "advance, %lld visits ahead (%.0f pending on average): %.0f deadlines/s "
+        "(%.0f ns/deadline)\n",
+        static_cast<long long>(n), t.pending / t.windows, t.fired / t.seconds,
+        1e9 * t.seconds / t.fired);
+  }
+  const auto small = totals.advance.find(1'000);
+  const auto large = totals.advance.find(1'000'000);
+  if (small != totals.advance.end() && large != totals.advance.end()) {
+    const double ratio = (large->second.fired / large->second.seconds) /
+                         (small->second.fired / small->second.seconds);
+    std::printf("advance, ratio 1M/1k: %.2f  target >= 0.9: %s\n", ratio, verdict(ratio >= 0.9));
+  }
+  if (totals.memory) print_memory(*totals.memory);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 2 && std::string_view(argv[1]) == "--memory") {
+    const std::size_t visits = argc >= 3 ? std::strtoull(argv[2], nullptr, 10) : 1'000'000;
+    print_memory(measure_memory(visits));
+    return 0;
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  print_summary();
+  return 0;
+}

@@ -1043,7 +1043,7 @@ std::string Engine::canonical_dump() const {
        << " day=" << format_local_date(v.day) << " state=" << to_string(v.state)
        << " flags=" << v.flags << " late_by=" << v.late_by_s
        << " eta=" << (v.eta ? format_rfc3339(*v.eta) : "-") << " eta_reason=" << v.eta_reason
-       << " cancel=" << v.cancel_reason << " th=" << v.thresholds << " alerts=";
+       << " cancel=" << v.cancel_reason << " alerts=";
     for (AlertIndex a : v.alerts) os << (a == kNoIndex ? -1 : std::int64_t(a)) << ' ';
     os << "start_deadline=" << wheel_.pending(v.start_deadline)
        << " end_deadline=" << wheel_.pending(v.end_deadline) << '\n';

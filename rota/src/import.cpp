@@ -86,7 +86,7 @@ std::string format_number(double v) {
   std::array<char, 32> buf{};
   const auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), v);
   if (ec != std::errc()) return "?";
-  return std::string(buf.data(), end);
+  return {buf.data(), end};
 }
 
 // Spreadsheets on Windows save "CSV" in Windows-1252 unless told otherwise; such names
@@ -294,16 +294,16 @@ class RowChecker {
   }
 
   std::optional<std::vector<std::string>> carer_ids() {
-    constexpr auto c = Column::carers;
+    constexpr auto kColumn = Column::carers;
     std::vector<std::string> given;
-    if (row_->at_fault[index_of(c)]) {
+    if (row_->at_fault[index_of(kColumn)]) {
       ok_ = false;
       return std::nullopt;
     }
     if (row_->carer_list) {
       given = *row_->carer_list;
     } else {
-      const auto value = required(c);
+      const auto value = required(kColumn);
       if (!value) return std::nullopt;
       std::string_view rest = *value;
       for (;;) {
@@ -314,7 +314,7 @@ class RowChecker {
       }
     }
     if (given.empty()) {
-      fail(c, "carers is required: at least one carer id");
+      fail(kColumn, "carers is required: at least one carer id");
       return std::nullopt;
     }
     std::vector<std::string> ids;
@@ -325,13 +325,13 @@ class RowChecker {
       const auto id = trim(raw);
       if (id.empty()) {
         if (!empty_reported) {
-          fail(c, "carers has an empty carer id (look for ';;' or a ';' at either end)");
+          fail(kColumn, "carers has an empty carer id (look for ';;' or a ';' at either end)");
         }
         empty_reported = true;
         fine = false;
       } else if (std::find(ids.begin(), ids.end(), id) != ids.end()) {
         if (std::find(repeated.begin(), repeated.end(), id) == repeated.end()) {
-          fail(c, "carer " + std::string(id) + " is listed more than once");
+          fail(kColumn, "carer " + std::string(id) + " is listed more than once");
           repeated.emplace_back(id);
         }
         fine = false;
@@ -414,9 +414,10 @@ ParsedRota finish(std::vector<CheckedRow> rows, std::vector<ImportIssue> issues)
     const auto on_line = " on line " + std::to_string(it->second->line);
     const auto differs = [&](std::string_view field, const std::string& mine,
                              const std::string& theirs) {
-      issues.push_back({plan.line, std::string(field),
-                        "client " + here.id + " has " + std::string(field) + " " + mine +
-                            " here but " + theirs + on_line});
+      std::string message = "client " + here.id + " has ";
+      message.append(field).append(" ").append(mine).append(" here but ").append(theirs);
+      message += on_line;
+      issues.push_back({plan.line, std::string(field), std::move(message)});
     };
     const auto optional_number = [](const std::optional<double>& v) {
       return v ? format_number(*v) : std::string("none");
@@ -826,14 +827,14 @@ class JsonRowReader {
   }
 
   void carers(const json::value& v) {
-    constexpr auto c = Column::carers;
+    constexpr auto kColumn = Column::carers;
     if (v.is_string()) {
-      string(c, v.get_string());
+      string(kColumn, v.get_string());
       return;
     }
     if (!v.is_array()) {
-      fault(c, "carers must be an array of carer ids or a ';'-separated string, not " +
-                   std::string(kind_name(v)));
+      fault(kColumn, "carers must be an array of carer ids or a ';'-separated string, not " +
+                         std::string(kind_name(v)));
       return;
     }
     std::vector<std::string> ids;
@@ -841,14 +842,14 @@ class JsonRowReader {
     for (std::size_t i = 0; i < v.get_array().size(); ++i) {
       const auto& item = v.get_array()[i];
       if (!item.is_string()) {
-        fault(c, "carers must hold strings; item " + std::to_string(i + 1) + " is " +
-                     std::string(kind_name(item)));
+        fault(kColumn, "carers must hold strings; item " + std::to_string(i + 1) + " is " +
+                           std::string(kind_name(item)));
         return;
       }
       total += item.get_string().size() + 1;
       ids.emplace_back(item.get_string());
     }
-    if (fits(c, total == 0 ? 0 : total - 1)) row_->carer_list = std::move(ids);
+    if (fits(kColumn, total == 0 ? 0 : total - 1)) row_->carer_list = std::move(ids);
   }
 
   const ImportLimits& limits_;

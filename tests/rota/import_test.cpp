@@ -1,6 +1,7 @@
 #include "visitd/rota/import.hpp"
 
 #include <algorithm>
+#include <array>
 #include <catch2/catch.hpp>
 #include <sstream>
 #include <string>
@@ -23,7 +24,7 @@ const TimeZone& london() {
 LocalDays day(std::string_view text) { return *parse_local_date(text); }
 TimePoint at(std::string_view rfc3339) { return *parse_rfc3339(rfc3339); }
 
-const LocalDays kWinterDay = day("2026-11-23");
+constexpr LocalDays kWinterDay{std::chrono::year{2026} / 11 / 23};
 
 std::string describe(const ParsedRota& rota) {
   std::ostringstream out;
@@ -54,12 +55,12 @@ std::string lines(std::initializer_list<std::string_view> rows, std::string_view
   return out;
 }
 
-const std::string kAllColumns =
+constexpr std::string_view kAllColumns =
     "visit_id,client_id,client_name,lat,lon,carers,start,end,type,time_critical,geofence_m,tag,"
     "notes";
 
 // A good row for every column, in kAllColumns' order.
-const std::vector<std::pair<std::string, std::string>> kGoodRow = {
+constexpr std::array<std::pair<std::string_view, std::string_view>, 13> kGoodRow = {{
     {"visit_id", "V1"},
     {"client_id", "CL1"},
     {"client_name", "Mrs A"},
@@ -73,7 +74,7 @@ const std::vector<std::pair<std::string, std::string>> kGoodRow = {
     {"geofence_m", "100"},
     {"tag", "TAG1"},
     {"notes", "Door code 1234"},
-};
+}};
 
 std::string csv_quote(std::string_view value) {
   std::string out = "\"";
@@ -238,8 +239,9 @@ TEST_CASE("CRLF line endings and a UTF-8 byte order mark give the same rota as L
 TEST_CASE("A last row without a line break and blank trailing lines are accepted", "[import]") {
   const std::string header = "visit_id,client_id,client_name,lat,lon,carers,start,end\n";
   const std::string row = "V1,CL1,Mrs A,51.5,-0.14,C1,2026-11-23 09:00,2026-11-23 10:00";
+  const std::string rota_text = header + row;
   for (const std::string tail : {"", "\n", "\n\n\n", "\r\n\r\n", "\n  \n"}) {
-    const auto rota = parse_rota_csv(header + row + tail, london(), kWinterDay);
+    const auto rota = parse_rota_csv(rota_text + tail, london(), kWinterDay);
     INFO("tail of " << tail.size() << " bytes\n" << describe(rota));
     CHECK(rota.ok());
     CHECK(rota.visits.size() == 1);

@@ -11,6 +11,8 @@ namespace visitd::geo {
 struct LatLon {
   double lat = 0;  ///< degrees, -90..90
   double lon = 0;  ///< degrees, -180..180
+
+  bool operator==(const LatLon&) const = default;
 };
 
 /// True when lat/lon are finite and in range.

@@ -115,6 +115,28 @@ class DeadlineWheel {
     }
   }
 
+  /// Every pending deadline in the order pop_due would return them; scheduling them again
+  /// in this order into a fresh wheel reproduces this one's behaviour exactly.
+  std::vector<Due> pending_in_order() const {
+    std::vector<std::pair<std::int64_t, std::uint64_t>> all;
+    all.reserve(size_);
+    // Equal times always share one slot, kept in insertion order, so a stable sort by time
+    // of the slots' lists yields pop order.
+    for (int level = 0; level < kLevels; ++level) {
+      for (int s = 0; s < kSlots; ++s) {
+        for (std::uint32_t n = heads_[level][s].first; n != kNone; n = nodes_[n].next) {
+          all.emplace_back(std::max(nodes_[n].at, now_), n);
+        }
+      }
+    }
+    std::stable_sort(all.begin(), all.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<Due> out;
+    out.reserve(all.size());
+    for (const auto& [at, n] : all) out.push_back(Due{TimePoint(Duration(nodes_[n].at)), nodes_[n].payload});
+    return out;
+  }
+
   std::size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
   /// Bytes held (node pool capacity), for memory reports.

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -350,6 +351,14 @@ class Engine {
   const config::Thresholds& thresholds(const Visit& v) const { return thresholds_[v.thresholds]; }
   std::size_t pending_deadlines() const { return wheel_.size(); }
   std::size_t remembered_events() const { return decided_.size(); }
+
+  /// The engine's whole state as versioned bytes, for the journal's snapshots. Take it right
+  /// after advance(now): an engine restored from it then carries on exactly as this one.
+  std::string snapshot() const;
+  /// An engine in the state a snapshot recorded, under (possibly reloaded) settings. An
+  /// Error for damaged bytes, a newer format, or a branch the settings no longer have.
+  static Result<std::unique_ptr<Engine>> restore(const config::Settings& settings,
+                                                 std::string_view bytes);
 
   /// Every piece of state, in a canonical text form: two engines with equal dumps are in
   /// the same state. For replay and determinism checks; slow.

@@ -1,0 +1,121 @@
+#pragma once
+// The embedded journal: an append-only, checksummed, segmented log of every accepted
+// command, from which the engine's state is rebuilt by replay. A record is durable (and may
+// be acknowledged) only once the flusher has written it and fdatasync has returned.
+//
+// On disk: DIR/journal/<first-seq, 20 digits>.seg segment files of records
+//   [u32 length][u32 crc32c][u8 type][u8 version][u16 reserved][u64 seq][i64 time_ms][payload]
+// 8-byte aligned (zero padding), crc32c over everything after the crc field; the directory is
+// fsync'd when a segment is created or removed. Snapshots are DIR/snapshots/<seq>.snap,
+// written atomically (temp file, fsync, rename, fsync dir).
+//
+// Thread-safety: append() may be called from any thread; callbacks run on the flusher thread.
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "visitd/core/time.hpp"
+
+namespace visitd::store {
+
+/// What a record holds; the journal itself treats payloads as opaque bytes.
+enum class RecordType : std::uint8_t {
+  command = 1,   ///< an accepted engine command (rota/codec.hpp)
+  location = 2,  ///< an accepted location ping: a raw fix, dropped after location_retention
+};
+
+struct Record {
+  std::uint64_t seq = 0;
+  RecordType type = RecordType::command;
+  std::uint8_t version = 1;  ///< payload format version, so newer visitd reads older journals
+  TimePoint time;            ///< when it was decided (the command's `now`)
+  std::string payload;
+};
+
+struct JournalOptions {
+  std::filesystem::path dir;                   ///< the data directory
+  std::size_t segment_bytes = 64 << 20;        ///< a new segment once one reaches this size
+  Duration group_delay = std::chrono::microseconds(1500);  ///< a batch closes after this...
+  std::size_t group_bytes = 1 << 20;           ///< ... or at this many bytes
+  bool fsync = true;                           ///< false only for benchmarks
+  bool salvage = false;                        ///< keep what precedes mid-log damage
+  /// Test hook: called instead of fdatasync(fd); return 0 or an errno value.
+  std::function<int(int fd)> sync_hook;
+};
+
+/// What recovery found when the journal was opened.
+struct RecoveryReport {
+  std::uint64_t first_seq = 0;  ///< 0 when empty
+  std::uint64_t last_seq = 0;
+  std::uint64_t records = 0;
+  std::uint64_t segments = 0;
+  std::uint64_t truncated_bytes = 0;        ///< torn tail cut off
+  std::uint64_t truncated_after_seq = 0;    ///< the last good record before the cut
+  std::uint64_t salvaged_dropped_bytes = 0; ///< with salvage: what was dropped
+  std::vector<std::string> notes;           ///< one line per thing done, for the log
+};
+
+/// Mid-log corruption (without salvage), unreadable files, and other reasons not to start.
+class JournalError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Journal {
+ public:
+  /// Opens (creating if needed) the journal in options.dir, recovering as described in the
+  /// header comment. Throws JournalError when it cannot start safely.
+  static std::unique_ptr<Journal> open(JournalOptions options, RecoveryReport* report = nullptr);
+  ~Journal();  ///< flushes what is pending, stops the flusher
+
+  /// Reads every record with seq >= from, in order.
+  void replay(std::uint64_t from, const std::function<void(const Record&)>& visit) const;
+
+  /// Queues a record; returns its sequence number. `on_durable(seq, error)` is called once,
+  /// on the flusher thread, when the record is on disk (error empty) or can never be (error
+  /// set: the journal has failed). After a failed fsync the journal accepts nothing more.
+  using Durable = std::function<void(std::uint64_t seq, std::error_code error)>;
+  std::uint64_t append(RecordType type, std::uint8_t version, TimePoint time,
+                       std::string_view payload, Durable on_durable);
+
+  std::uint64_t last_seq() const;     ///< the last appended
+  std::uint64_t durable_seq() const;  ///< the last made durable
+  bool failed() const;                ///< an fsync or write failed: stop, fail /readyz
+  std::error_code failure() const;
+
+  /// Blocks until everything appended so far is durable (or the journal failed).
+  void flush();
+
+  /// Writes a snapshot covering every record up to and including `seq`, atomically.
+  void write_snapshot(std::uint64_t seq, std::string_view bytes);
+  struct Snapshot {
+    std::uint64_t seq;
+    std::string bytes;
+  };
+  /// The newest snapshot whose checksum is good (older ones are tried if it is damaged).
+  std::optional<Snapshot> latest_snapshot() const;
+
+  /// Rewrites the segments wholly covered by the newest snapshot, dropping `location` records
+  /// whose time is before `drop_locations_before`; keeps every other record. Removes
+  /// snapshots older than the newest two. Returns the number of records dropped.
+  std::uint64_t compact(TimePoint drop_locations_before);
+
+ private:
+  Journal() = default;
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+/// A read-only look at a journal directory for `visitd journal inspect DIR`: segments,
+/// record counts, first/last sequence, snapshots and any damage, as text. Never modifies.
+std::string inspect(const std::filesystem::path& dir);
+
+}  // namespace visitd::store
