@@ -215,13 +215,13 @@ Result<VisitIndex> Engine::carer_visit(std::string_view carer, std::string_view 
 }
 
 std::optional<Reply> Engine::duplicate_of(const EventKey& key) const {
-  auto it = decided_.find(key);
-  if (it == decided_.end()) return std::nullopt;
+  const Decision* d = decided_.find(key);
+  if (d == nullptr) return std::nullopt;
   Reply r;
   r.status = Status::duplicate;
-  r.visit = it->second.visit;
-  r.state = it->second.state;
-  r.flags = it->second.flags;
+  r.visit = d->visit;
+  r.state = d->state;
+  r.flags = d->flags;
   return r;
 }
 
@@ -235,7 +235,7 @@ Reply Engine::accepted(VisitIndex v) const {
 
 void Engine::remember(const EventKey& key, VisitIndex v) {
   const Visit& visit = visits_[v];
-  decided_.emplace(key, Decision{v, visit.state, visit.flags});
+  decided_.insert(key, Decision{v, visit.state, visit.flags});
 }
 
 TimePoint Engine::plausible(TimePoint device, TimePoint not_before, Flags& flags) const {
@@ -313,7 +313,7 @@ Reply Engine::on(const CheckIn& c, Effects& fx) {
     plan_end(vi);
   }
   if (outside || tag_mismatch) {
-    raise(vi, AlertPhase::location, AlertKind::outside_geofence, Severity::warning, carer, at, fx);
+    raise(vi, AlertPhase::location, AlertKind::outside_geofence, Severity::warning, carer, now_, fx);
   }
   if (v.carers.size() > 1 && missing_carer(v) == kNoIndex) {
     resolve_phase(vi, AlertPhase::double_up, Resolution::checked_in, now_, fx);
@@ -384,7 +384,7 @@ Reply Engine::on(const LocationPing& c, Effects&) {
     carer.last_fix = c.fix;
     carer.last_fix_at = at;
   }
-  decided_.emplace(key, Decision{kNoIndex, VisitState::scheduled, 0});
+  decided_.insert(key, Decision{kNoIndex, VisitState::scheduled, 0});
   // Kept past the window by the skew bound, so a resend is refused as too old, never taken
   // as new.
   pings_.push_back(
@@ -1059,7 +1059,8 @@ std::string Engine::canonical_dump() const {
        << a.resolved_by << " why=" << to_string(a.resolution) << " note=" << a.note
        << " level=" << a.escalation_level << " seq=" << a.seq << '\n';
   }
-  std::vector<std::pair<EventKey, Decision>> decided(decided_.begin(), decided_.end());
+  std::vector<std::pair<EventKey, Decision>> decided;
+  decided_.for_each([&](const EventKey& k, const Decision& d) { decided.emplace_back(k, d); });
   std::sort(decided.begin(), decided.end(), [](const auto& x, const auto& y) {
     return std::tie(x.first.hi, x.first.lo) < std::tie(y.first.hi, y.first.lo);
   });

@@ -157,7 +157,8 @@ std::string Engine::snapshot() const {
   }
 
   // Decisions in key order, so equal states give equal bytes.
-  std::vector<std::pair<EventKey, Decision>> decided(decided_.begin(), decided_.end());
+  std::vector<std::pair<EventKey, Decision>> decided;
+  decided_.for_each([&](const EventKey& k, const Decision& d) { decided.emplace_back(k, d); });
   std::sort(decided.begin(), decided.end(), [](const auto& x, const auto& y) {
     return std::tie(x.first.hi, x.first.lo) < std::tie(y.first.hi, y.first.lo);
   });
@@ -307,7 +308,7 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
     EventKey k{r.varint(), r.varint()};
     Decision d{get_index(r, e.visits_.size()), get_enum(r, VisitState::cancelled),
                Flags(r.varint())};
-    e.decided_.emplace(k, d);
+    e.decided_.insert(k, d);
   }
   const std::size_t pings = r.count(3);
   for (std::size_t i = 0; i < pings && r.ok(); ++i) {

@@ -436,6 +436,17 @@ TEST_CASE("A random workload pops exactly what a sorted reference pops, in the s
     }
     if (wheel.size() != ref.pending.size()) fail(op, "size() disagrees");
     max_pending = std::max(max_pending, ref.pending.size());
+    if (op % 5000 == 0) {
+      // What a snapshot records: every pending deadline, in the order pop_due would give them.
+      const std::vector<DeadlineWheel::Due> listed = wheel.pending_in_order();
+      if (listed.size() != ref.pending.size()) fail(op, "pending_in_order() has the wrong size");
+      auto expected = ref.pending.begin();
+      for (std::size_t i = 0; i < listed.size() && expected != ref.pending.end(); ++i, ++expected) {
+        if (listed[i].payload != expected->second.payload || listed[i].at != expected->second.at) {
+          fail(op, "pending_in_order() differs from pop order at position " + std::to_string(i));
+        }
+      }
+    }
   }
 
   // Everything left pops at the end of time, still in order.

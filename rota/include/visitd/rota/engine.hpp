@@ -31,6 +31,7 @@
 #include "visitd/core/zone.hpp"
 #include "visitd/geo/geodesic.hpp"
 #include "visitd/rota/deadline_wheel.hpp"
+#include "visitd/rota/event_table.hpp"
 #include "visitd/rota/import.hpp"
 #include "visitd/rota/model.hpp"
 
@@ -366,12 +367,9 @@ class Engine {
 
  private:
   struct Decision {
-    VisitIndex visit;
-    VisitState state;
-    Flags flags;
-  };
-  struct EventKeyHash {
-    std::size_t operator()(const EventKey& k) const { return std::size_t(k.lo); }
+    VisitIndex visit = kNoIndex;
+    VisitState state = VisitState::scheduled;
+    Flags flags = 0;
   };
   enum class DeadlineKind : std::uint8_t { start_phase, end_phase };
 
@@ -443,7 +441,7 @@ class Engine {
 
   /// Every accepted carer event's decision: check-ins, check-outs and running-late for
   /// ever, location pings until `expire_at` (see pings_).
-  std::unordered_map<EventKey, Decision, EventKeyHash> decided_;
+  EventTable<EventKey, Decision> decided_;
   struct PingMemory {
     TimePoint forget_at;
     EventKey key;

@@ -43,7 +43,7 @@ struct Record {
 struct JournalOptions {
   std::filesystem::path dir;                   ///< the data directory
   std::size_t segment_bytes = 64 << 20;        ///< a new segment once one reaches this size
-  Duration group_delay = std::chrono::microseconds(1500);  ///< a batch closes after this...
+  std::chrono::microseconds group_delay{1500};  ///< a batch closes this long after its first...
   std::size_t group_bytes = 1 << 20;           ///< ... or at this many bytes
   bool fsync = true;                           ///< false only for benchmarks
   bool salvage = false;                        ///< keep what precedes mid-log damage

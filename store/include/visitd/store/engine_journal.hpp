@@ -1,0 +1,39 @@
+#pragma once
+// The engine and its journal together: how an accepted command becomes a durable record,
+// how snapshots are taken, and how the engine is rebuilt at start-up (newest snapshot, then
+// the journal's tail replayed through the same engine code).
+
+#include <cstdint>
+#include <memory>
+
+#include "visitd/config/settings.hpp"
+#include "visitd/rota/engine.hpp"
+#include "visitd/store/journal.hpp"
+
+namespace visitd::store {
+
+struct Recovered {
+  std::unique_ptr<rota::Engine> engine;
+  std::uint64_t snapshot_seq = 0;  ///< the snapshot started from; 0 when none
+  std::uint64_t replayed = 0;      ///< records replayed after it
+  std::uint64_t last_seq = 0;      ///< the journal's last record
+  /// Replayed records the engine refused. Each was accepted when written, so anything but 0
+  /// means the config changed under the record (e.g. a branch removed); logged, not fatal.
+  std::uint64_t diverged = 0;
+};
+
+/// Rebuilds the engine from `journal`. Throws JournalError when a snapshot or record cannot
+/// be read (after trying older snapshots).
+Recovered recover(const config::Settings& settings, const Journal& journal, TimePoint origin);
+
+/// Appends an accepted command decided at `now`. Location pings are written as `location`
+/// records so that compaction can drop raw fixes after their retention.
+std::uint64_t record(Journal& journal, const rota::Command& command, TimePoint now,
+                     Journal::Durable on_durable);
+
+/// Writes a snapshot of `engine` covering every record appended so far. Waits for those
+/// records to be durable first: a snapshot must never contain what the journal could lose.
+/// Returns the sequence it covers, or 0 when the journal has failed (nothing written).
+std::uint64_t snapshot(Journal& journal, const rota::Engine& engine);
+
+}  // namespace visitd::store
