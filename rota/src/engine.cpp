@@ -200,7 +200,7 @@ std::optional<BranchIndex> Engine::find_branch(std::string_view id) const {
 // ---------------------------------------------------------------------------------------
 // Carer events
 
-Result<VisitIndex> Engine::carer_visit(std::string_view carer, std::string_view visit) const {
+Result<Engine::CarerVisit> Engine::carer_visit(std::string_view carer, std::string_view visit) const {
   const auto v = find_visit(visit);
   if (!v) return error(ErrorCode::unknown_visit, "visit " + std::string(visit) + " is unknown");
   const auto c = find_carer(carer);
@@ -211,7 +211,7 @@ Result<VisitIndex> Engine::carer_visit(std::string_view carer, std::string_view 
   if (visits_[*v].state == VisitState::cancelled) {
     return error(ErrorCode::visit_cancelled, "visit " + std::string(visit) + " was cancelled");
   }
-  return *v;
+  return CarerVisit{*v, *c};
 }
 
 std::optional<Reply> Engine::duplicate_of(const EventKey& key) const {
@@ -257,9 +257,8 @@ Reply Engine::on(const CheckIn& c, Effects& fx) {
   }
   const auto found = carer_visit(c.carer, c.visit);
   if (!found) return rejected(found.error());
-  const VisitIndex vi = *found;
+  const auto [vi, carer] = *found;
   Visit& v = visits_[vi];
-  const CarerIndex carer = *find_carer(c.carer);
   if (v.checked_in(carer)) {
     return rejected(ErrorCode::already_checked_in,
                     "carer " + c.carer + " has already checked in to visit " + v.id);
@@ -335,9 +334,8 @@ Reply Engine::on(const CheckOut& c, Effects& fx) {
   }
   const auto found = carer_visit(c.carer, c.visit);
   if (!found) return rejected(found.error());
-  const VisitIndex vi = *found;
+  const auto [vi, carer] = *found;
   Visit& v = visits_[vi];
-  const CarerIndex carer = *find_carer(c.carer);
   const auto in = std::find_if(v.check_ins.begin(), v.check_ins.end(),
                                [carer](const CheckRecord& r) { return r.carer == carer; });
   if (in == v.check_ins.end()) {
@@ -399,7 +397,7 @@ Reply Engine::on(const RunningLate& c, Effects& fx) {
   if (auto e = check_event_id(c.event_id)) return rejected(*e);
   const auto found = carer_visit(c.carer, c.visit);
   if (!found) return rejected(found.error());
-  const VisitIndex vi = *found;
+  const VisitIndex vi = found->visit;
   Visit& v = visits_[vi];
   if (!v.check_ins.empty()) {
     return rejected(ErrorCode::already_checked_in, "visit " + v.id + " is already under way");

@@ -62,17 +62,24 @@ class DeadlineWheel {
            nodes_[h.slot].level != kFree;
   }
 
-  /// When the next pending deadline may fall due: never later than the earliest one, and
-  /// exact when it is within the current 64 ms; further out it is the start of the slot
-  /// holding it, so a timer set to it may wake (at most once per level) with nothing due.
-  /// nullopt when nothing is pending. O(levels).
+  /// When the next pending deadline falls due: exact while it is within about 4 s (levels
+  /// 0-2, whose slots hold few entries); further out it is the start of the slot holding it,
+  /// never later than the deadline, so a timer set to it may wake once or twice with nothing
+  /// due on the way. nullopt when nothing is pending. O(levels) plus one short slot walk.
   std::optional<TimePoint> next_deadline() const {
     for (int level = 0; level < kLevels; ++level) {
       const std::uint64_t mask = occupied_[level] & above(digit(now_, level), level == 0);
       if (mask == 0) continue;
       const int s = std::countr_zero(mask);
-      return TimePoint(
-          Duration(level == 0 && s == digit(now_, 0) ? now_ : with_digit(now_, level, s)));
+      if (level == 0) {
+        return TimePoint(Duration(s == digit(now_, 0) ? now_ : with_digit(now_, 0, s)));
+      }
+      if (level > kExactLevels) return TimePoint(Duration(with_digit(now_, level, s)));
+      std::int64_t earliest = std::numeric_limits<std::int64_t>::max();
+      for (std::uint32_t n = heads_[level][s].first; n != kNone; n = nodes_[n].next) {
+        earliest = std::min(earliest, nodes_[n].at);
+      }
+      return TimePoint(Duration(earliest));
     }
     return std::nullopt;
   }
@@ -148,6 +155,7 @@ class DeadlineWheel {
   static constexpr int kSlots = 1 << kBits;
   static constexpr int kLevels = 8;  // 48 bits of milliseconds: ~8900 years
   static constexpr std::uint8_t kFree = 0xff;
+  static constexpr int kExactLevels = 2;  // next_deadline() walks slots up to this level
   static constexpr std::int64_t kMaxTick = (std::int64_t{1} << (kBits * kLevels)) - 1;
 
   struct Node {

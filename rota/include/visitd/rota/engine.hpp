@@ -21,7 +21,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <variant>
 #include <vector>
 
@@ -383,8 +384,12 @@ class Engine {
   Reply on(const AckAlert& c, Effects& fx);
   Reply on(const ResolveAlert& c, Effects& fx);
 
+  struct CarerVisit {
+    VisitIndex visit;
+    CarerIndex carer;
+  };
   /// Looks up the visit a carer event concerns and checks the carer may act on it.
-  Result<VisitIndex> carer_visit(std::string_view carer, std::string_view visit) const;
+  Result<CarerVisit> carer_visit(std::string_view carer, std::string_view visit) const;
   std::optional<Reply> duplicate_of(const EventKey& key) const;
   Reply accepted(VisitIndex v) const;
   void remember(const EventKey& key, VisitIndex v);
@@ -423,14 +428,14 @@ class Engine {
   std::vector<Visit> visits_;
   std::vector<Client> clients_;
   std::vector<Carer> carers_;
-  std::vector<Alert> alerts_;
+  std::deque<Alert> alerts_;  ///< chunked: raising an alert never moves the others
   /// Lets the id maps be searched with a string_view, without building a string per event.
   struct IdHash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   template <class T>
-  using IdMap = std::unordered_map<std::string, T, IdHash, std::equal_to<>>;
+  using IdMap = boost::unordered_flat_map<std::string, T, IdHash, std::equal_to<>>;
   IdMap<VisitIndex> visit_ids_;
   IdMap<ClientIndex> client_ids_;
   IdMap<CarerIndex> carer_ids_;
