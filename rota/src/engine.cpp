@@ -157,12 +157,19 @@ void Engine::advance(TimePoint now, Effects& effects) {
     decided_.erase(pings_.front().key);
     pings_.pop_front();
   }
+  while (!pings_ahead_.empty() && pings_ahead_.begin()->first <= now_) {
+    decided_.erase(pings_ahead_.begin()->second);
+    pings_ahead_.erase(pings_ahead_.begin());
+  }
 }
 
 std::optional<TimePoint> Engine::next_deadline() const {
   auto next = wheel_.next_deadline();
   if (!pings_.empty() && (!next || pings_.front().forget_at < *next)) {
     next = pings_.front().forget_at;
+  }
+  if (!pings_ahead_.empty() && (!next || pings_ahead_.begin()->first < *next)) {
+    next = pings_ahead_.begin()->first;
   }
   return next;
 }
@@ -370,6 +377,13 @@ Reply Engine::on(const LocationPing& c, Effects&) {
     return rejected(ErrorCode::too_old,
                     "location at " + format_rfc3339(c.at) + " is older than the offline window");
   }
+  if (c.at > now_ + settings_.tracking.offline_window) {
+    // A clock this far ahead is broken; remembering the ping until it is "too old" by that
+    // clock would hold memory for as long.
+    return rejected(ErrorCode::bad_message, "at " + format_rfc3339(c.at) +
+                                                " is further ahead of the server's clock than "
+                                                "the offline window");
+  }
   Flags ignored = 0;
   const TimePoint at = plausible(c.at, TimePoint::min(), ignored);
   const auto ci = find_carer(c.carer);
@@ -383,10 +397,14 @@ Reply Engine::on(const LocationPing& c, Effects&) {
     carer.last_fix_at = at;
   }
   decided_.insert(key, Decision{kNoIndex, VisitState::scheduled, 0});
-  // Kept past the window by the skew bound, so a resend is refused as too old, never taken
-  // as new.
-  pings_.push_back(
-      PingMemory{now_ + settings_.tracking.offline_window + settings_.tracking.device_skew, key});
+  // Kept until a resend would be refused as too old (by the device's own clock, which may be
+  // ahead), so a resend is never taken as new.
+  const auto& t = settings_.tracking;
+  if (c.at <= now_ + t.device_skew) {
+    pings_.push_back(PingMemory{now_ + t.offline_window + 2 * t.device_skew, key});
+  } else {
+    pings_ahead_.emplace(c.at + t.offline_window + t.device_skew, key);
+  }
   Reply r;
   return r;
 }
@@ -1070,6 +1088,9 @@ std::string Engine::canonical_dump() const {
   for (const auto& p : pings_) {
     os << "ping " << p.key.hi << ':' << p.key.lo << " until " << format_rfc3339(p.forget_at)
        << '\n';
+  }
+  for (const auto& [at, key] : pings_ahead_) {
+    os << "ping-ahead " << key.hi << ':' << key.lo << " until " << format_rfc3339(at) << '\n';
   }
   os << "deadlines " << wheel_.size() << '\n';
   return os.str();

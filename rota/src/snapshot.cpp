@@ -176,6 +176,12 @@ std::string Engine::snapshot() const {
     w.varint(p.key.hi);
     w.varint(p.key.lo);
   }
+  w.varint(pings_ahead_.size());
+  for (const auto& [at, key] : pings_ahead_) {
+    w.time(at);
+    w.varint(key.hi);
+    w.varint(key.lo);
+  }
 
   const auto deadlines = wheel_.pending_in_order();
   w.varint(deadlines.size());
@@ -317,6 +323,14 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
     p.key.hi = r.varint();
     p.key.lo = r.varint();
     e.pings_.push_back(p);
+  }
+  const std::size_t ahead = r.count(3);
+  for (std::size_t i = 0; i < ahead && r.ok(); ++i) {
+    const TimePoint at = r.time();
+    EventKey key;
+    key.hi = r.varint();
+    key.lo = r.varint();
+    e.pings_ahead_.emplace(at, key);
   }
 
   const std::size_t deadlines = r.count(2);

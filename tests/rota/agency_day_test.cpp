@@ -124,6 +124,9 @@ config::Settings agency_settings() {
   // A sitting service often runs on, and a short one is less of a worry.
   s.thresholds.types["sit"].overrun_after = 30min;
   s.thresholds.types["sit"].short_ratio = 0.5;
+  // Short enough that location pings are forgotten, and resends refused as too old, within
+  // the simulated day (the default is 72h).
+  s.tracking.offline_window = 6h;
   for (const BranchSpec& spec : kBranches) {
     config::Branch b;
     b.id = spec.id;
@@ -816,47 +819,56 @@ class Generator {
   }
 
   /// Hands the carer's events to the network: a few seconds late, or, while the phone is
-  /// offline, held back and delivered in a burst when it reconnects.
+  /// offline, held back and delivered in a burst when it reconnects. One phone has one
+  /// connection: its events arrive in order, except in the bursts of a phone that shuffles.
   void deliver(CarerSim& c) {
     std::stable_sort(c.events.begin(), c.events.end(),
                      [](const Pending& a, const Pending& b) { return a.truth < b.truth; });
-    std::vector<std::vector<const Pending*>> bursts(c.offline.size());
-    for (const Pending& e : c.events) {
-      bool held = false;
-      for (std::size_t w = 0; w < c.offline.size(); ++w) {
-        if (c.offline[w].first <= e.truth && e.truth < c.offline[w].second) {
-          bursts[w].push_back(&e);
-          held = true;
-        }
+    TimePoint line = TimePoint::min();
+    for (std::size_t i = 0; i < c.events.size();) {
+      const auto window = std::find_if(c.offline.begin(), c.offline.end(), [&](const auto& w) {
+        return w.first <= c.events[i].truth && c.events[i].truth < w.second;
+      });
+      if (window == c.offline.end()) {
+        line = std::max(c.events[i].truth + rng_.within(200ms, 8s), line + 50ms);
+        push(line, c.events[i++].command, false);
+        continue;
       }
-      if (!held) push(e.truth + rng_.within(200ms, 8s), e.command, false);
-    }
-    for (std::size_t w = 0; w < bursts.size(); ++w) {
-      std::vector<const Pending*> order = bursts[w];
+      std::vector<const Pending*> burst;
+      for (; i < c.events.size() && c.events[i].truth < window->second; ++i) {
+        burst.push_back(&c.events[i]);
+      }
+      std::vector<const Pending*> order = burst;
       if (c.shuffles) rng_.shuffle(order);
-      TimePoint t = c.offline[w].second;
+      line = std::max(line, window->second);
       for (const Pending* e : order) {
-        t += rng_.within(100ms, 1500ms);
-        push(t, e->command, false);
+        line += rng_.within(100ms, 1500ms);
+        push(line, e->command, false);
       }
       if (c.shuffles) {
         // The app resends, in order, whatever the burst held: refused ones get a second go.
-        t += rng_.within(30s, 3min);
-        for (const Pending* e : bursts[w]) {
-          t += rng_.within(100ms, 1s);
-          push(t, e->command, false);
+        line += rng_.within(30s, 3min);
+        for (const Pending* e : burst) {
+          line += rng_.within(100ms, 1s);
+          push(line, e->command, false);
         }
       }
     }
   }
 
-  /// Phones resend events whose ack they missed: seconds or hours later.
+  /// Phones resend events whose ack they missed: seconds or hours later, and a few
+  /// location pings around the time visitd forgets them.
   void resends() {
     const std::size_t n = w_.script.size();
+    const Duration window = w_.settings.tracking.offline_window;
     for (std::size_t i = 0; i < n; ++i) {
-      if (w_.script[i].office) continue;
-      if (rng_.chance(0.04)) push(w_.script[i].at + rng_.within(1s, 4h), w_.script[i].command, false);
-      if (rng_.chance(0.005)) push(w_.script[i].at + rng_.within(1s, 30s), w_.script[i].command, false);
+      const Scripted s = w_.script[i];  // a copy: push() may move the script
+      if (s.office) continue;
+      if (rng_.chance(0.04)) push(s.at + rng_.within(1s, 4h), s.command, false);
+      if (rng_.chance(0.005)) push(s.at + rng_.within(1s, 30s), s.command, false);
+      if (std::holds_alternative<LocationPing>(s.command) && rng_.chance(0.02)) {
+        push(s.at + window + rng_.within(-5min, 40min), s.command, false);
+      }
     }
   }
 
@@ -963,8 +975,8 @@ std::string_view visit_of(const Command& command) {
                     command);
 }
 
-/// VISITD_TRACE=<visit id> prints every command about that visit with its answer.
-const std::string& traced_visit() {
+/// VISITD_TRACE=<visit or event id> prints every command about it with its answer.
+const std::string& traced() {
   static const std::string id = [] {
     const char* text = std::getenv("VISITD_TRACE");
     return std::string(text == nullptr ? "" : text);
@@ -1103,6 +1115,8 @@ struct Decided {
   VisitState state;
   Flags flags;
   std::size_t step;
+  TimePoint at;
+  bool ping;
 };
 
 struct Stats {
@@ -1118,6 +1132,8 @@ struct Stats {
   std::map<std::string, std::size_t> transitions;  ///< alert effects by transition
   ImportCounts imports;
   std::size_t end_alert_though_in_time = 0;  ///< observation, see end_of_day
+  std::size_t double_up_though_in_time = 0;  ///< observation, see end_of_day
+  std::size_t pings_refused_after_window = 0;
 };
 
 class Checker {
@@ -1193,7 +1209,16 @@ class Checker {
       const std::string key = event_key(*id);
       auto it = decided_.find(key);
       if (it != decided_.end()) {
-        // Decided once: a resend gets the first answer and changes nothing.
+        // Decided once: a resend gets the first answer and changes nothing. A location
+        // ping is remembered only past the offline window (plus the skew bound); after that
+        // a resend must be refused as too old, never taken as new.
+        const auto& tracking = w_.settings.tracking;
+        if (it->second.ping && reply.status == Status::rejected &&
+            reply.error->code == ErrorCode::too_old &&
+            now_ >= it->second.at + tracking.offline_window) {
+          ++stats_.pings_refused_after_window;
+          return;
+        }
         if (reply.status != Status::duplicate) {
           return fail("event " + id->id + " was accepted at step " +
                       std::to_string(it->second.step) + "; its resend was answered " +
@@ -1216,7 +1241,8 @@ class Checker {
         return fail("answered duplicate for event " + id->id + ", never accepted before");
       }
       if (reply.status == Status::accepted) {
-        decided_.emplace(key, Decided{reply.visit, reply.state, reply.flags, step_});
+        decided_.emplace(key, Decided{reply.visit, reply.state, reply.flags, step_, now_,
+                                      std::holds_alternative<LocationPing>(command)});
       }
     }
     std::visit([&](const auto& c) { check(c, reply); }, command);
@@ -2036,6 +2062,23 @@ void Checker::end_of_day() {
       fail("at the end of the day, visit " + describe(e_, v) + ": " + what + script + ")");
     };
     if ((settled & bit(v.state)) == 0) return why("not settled");
+    // The thresholds the deadlines above were checked against are the configured ones.
+    const auto& th = e_.thresholds(v);
+    if (!(th == w_.settings.thresholds_for(e_.branch(v.branch).id, v.type, v.time_critical)) ||
+        (v.time_critical && (th.late_after != 5min || th.missed_after != 30min)) ||
+        (!v.time_critical && th.missed_after != 60min) ||
+        (v.type == "sit" && th.overrun_after != 30min)) {
+      return why("thresholds are not the configured ones");
+    }
+    const AlertIndex double_up = v.alerts[std::size_t(AlertPhase::double_up)];
+    if (double_up != kNoIndex && e_.alert(double_up).resolution == Resolution::checked_in) {
+      // Observation for the report: the missing carer's check-in, synced late, shows they
+      // were there by start + late_after; the alert and flag say they were not.
+      const CarerIndex c = e_.alert(double_up).carer;
+      for (const auto& r : v.check_ins) {
+        if (r.carer == c && r.at <= v.start + th.late_after) ++stats_.double_up_though_in_time;
+      }
+    }
     if ((expected_outcomes(sim) & bit(v.state)) == 0) return why("not what its script explains");
     if (v.state == VisitState::missed && !v.check_ins.empty()) return why("missed with check-ins");
     check_carer(v.carers.front());
@@ -2044,7 +2087,6 @@ void Checker::end_of_day() {
     const bool exact = sim.story != Story::early_cancel && sim.story != Story::late_cancel &&
                        sim.story != Story::removed_future && sim.story != Story::removed_past;
     if (!exact || v.check_ins.empty()) continue;
-    const auto& th = e_.thresholds(v);
     const CheckRecord& first = v.check_ins.front();
     const TimePoint deadline = v.start + th.late_after;
     const AlertIndex start_alert = v.alerts[std::size_t(AlertPhase::start)];
@@ -2076,6 +2118,10 @@ void Checker::end_of_day() {
     }
     if (out.received_at >= due + th.overrun_after) {
       if (end_alert == kNoIndex) return why("no end alert though the check-out came after overrun");
+      const Resolution r = e_.alert(end_alert).resolution;
+      if (r != Resolution::checked_out && r != Resolution::user) {
+        return why("end alert resolved " + std::string(to_string(r)) + ", not checked_out");
+      }
       // Observation for the report: raised (and at once resolved) for a visit whose phone
       // shows it ended in time, because the check-out reached visitd late.
       if (out.at < due + th.overrun_after) ++stats_.end_alert_though_in_time;
@@ -2153,11 +2199,12 @@ DayRun run_day(const World& w, bool checking) {
     Effects fx;
     const Reply reply = engine.apply(command, t, fx);
     run.record.push_back({t, command});
-    if (checking && !traced_visit().empty() && visit_of(command) == traced_visit()) {
+    if (const auto id = event_of(command); checking && !traced().empty() &&
+                                           (visit_of(command) == traced() || (id && id->id == traced()))) {
       std::cout << "trace " << format_rfc3339(t) << " " << describe(command) << ": "
-                << to_string(reply.status) << (reply.error ? " " + reply.error->message : "")
-                << "\n  " << describe(engine, engine.visit(*engine.find_visit(traced_visit())))
-                << std::endl;
+                << to_string(reply.status) << (reply.error ? " " + reply.error->message : "");
+      if (auto v = engine.find_visit(visit_of(command))) std::cout << "\n  " << describe(engine, engine.visit(*v));
+      std::cout << std::endl;
     }
     if (auto id = event_of(command); id && reply.status == Status::accepted) {
       accepted.insert(event_key(*id));
@@ -2340,8 +2387,9 @@ std::string summary(const World& w, const DayRun& run) {
          " advances, " + std::to_string(s.duplicates) + " duplicates (" +
          std::to_string(s.dumps_compared) + " dump-compared), " +
          std::to_string(s.status[std::size_t(Status::rejected)]) + " refused; " +
-         std::to_string(s.end_alert_though_in_time) +
-         " end alerts raised for check-outs in time by device but synced late; " +
+         std::to_string(s.end_alert_though_in_time) + " end and " +
+         std::to_string(s.double_up_though_in_time) +
+         " double-up alerts raised though the device time was in time; " +
          std::to_string(run.seconds).substr(0, 4) + " s";
 }
 
@@ -2382,6 +2430,7 @@ void simulate(std::uint64_t seed, const Shape& shape) {
   CHECK(s.imports.updated > 0);
   CHECK(s.refusals.count("off_shift") > 0);
   CHECK(s.refusals.count("visit_cancelled") > 0);
+  CHECK(s.pings_refused_after_window > 0);
 
   std::string divergence;
   const std::string replayed = replay(*world, run, divergence);
@@ -2404,6 +2453,61 @@ void simulate(std::uint64_t seed, const Shape& shape) {
 TEST_CASE("a seeded agency day keeps every visit and alert rule after every command",
           "[rota][engine][simulation]") {
   visitd::rota::simulate(visitd::rota::seed_from_environment(), visitd::rota::Shape{});
+}
+
+TEST_CASE("a location ping is decided once, even when resent after visitd forgot it",
+          "[rota][engine]") {
+  // The agency day's ping resends, in miniature: a carer on shift every day, whose phone
+  // resends a ping just after visitd stopped remembering it (offline window + skew bound
+  // after it arrived). It must be refused as too old, never accepted a second time.
+  using namespace visitd;
+  using namespace visitd::rota;
+  using namespace std::chrono_literals;
+  config::Settings settings;
+  config::Branch branch;
+  branch.id = "london";
+  branch.timezone = "Europe/London";
+  settings.branches.push_back(branch);
+  const auto& tracking = settings.tracking;
+  const TimePoint monday = TimePoint(std::chrono::sys_days(std::chrono::year(2026) / 11 / 23));
+
+  struct Case {
+    const char* what;
+    Duration clock_ahead;  ///< the phone's clock error
+    Duration resent_after;  ///< after the ping arrived
+  };
+  const Case cases[] = {
+      {"a phone clock 10 min fast (beyond the skew bound), resent 5 min after it was forgotten",
+       10min, tracking.offline_window + tracking.device_skew + 5min},
+      {"a phone clock exactly at the skew bound, resent the moment it was forgotten",
+       tracking.device_skew, tracking.offline_window + tracking.device_skew},
+  };
+  for (const Case& c : cases) {
+    SECTION(c.what) {
+      Engine engine(settings, monday - 24h);
+      Effects fx;
+      for (int day = 0; day < 5; ++day) {
+        VisitPlan plan;
+        plan.id = "v" + std::to_string(day);
+        plan.client.id = "k1";
+        plan.client.location = {51.5, -0.1};
+        plan.carers = {"c1"};
+        plan.start = monday + 24h * day + 7h;
+        plan.end = plan.start + 14h;
+        const LocalDays date = TimeZone::locate("Europe/London")->local_day(plan.start);
+        REQUIRE(engine.apply(ImportRota{"london", date, {plan}, "office"}, monday - 12h, fx).status ==
+                Status::accepted);
+      }
+      const TimePoint arrived = monday + 9h;
+      const LocationPing ping{"p1", "c1", arrived + c.clock_ahead, Fix{{51.5, -0.1}, 10}};
+      REQUIRE(engine.apply(ping, arrived, fx).status == Status::accepted);
+      REQUIRE(engine.apply(ping, arrived + 1h, fx).status == Status::duplicate);
+      const Reply again = engine.apply(ping, arrived + c.resent_after, fx);
+      INFO("resent at " << format_rfc3339(arrived + c.resent_after) << ": "
+                        << to_string(again.status) << (again.error ? " " + again.error->message : ""));
+      CHECK(again.status != Status::accepted);
+    }
+  }
 }
 
 TEST_CASE("agency days over several seeds and a bigger agency keep every rule",

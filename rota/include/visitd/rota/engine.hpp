@@ -447,11 +447,18 @@ class Engine {
   /// Every accepted carer event's decision: check-ins, check-outs and running-late for
   /// ever, location pings until `expire_at` (see pings_).
   EventTable<EventKey, Decision> decided_;
+  /// A ping is forgotten once a resend would surely be refused as too old: at
+  /// max(receive time, device time) + offline_window + device_skew. When forgotten depends
+  /// only on the ping, never on when advance() ran, so replays agree exactly.
   struct PingMemory {
     TimePoint forget_at;
     EventKey key;
   };
-  std::deque<PingMemory> pings_;  ///< in receive order, so forget_at ascends
+  /// Pings whose device time was at most device_skew ahead, remembered until receive time
+  /// + offline_window + 2 x device_skew (a bound on their forget time): ascending.
+  std::deque<PingMemory> pings_;
+  /// The rare pings from a clock further ahead, by their own forget time.
+  std::multimap<TimePoint, EventKey> pings_ahead_;
 };
 
 }  // namespace visitd::rota
