@@ -91,6 +91,7 @@ struct Totals {
     double seconds = 0;
     double pending = 0;  ///< summed over windows
     double windows = 0;
+    std::vector<double> window_rates;  ///< deadlines per second of each window
   };
   std::map<std::int64_t, Advance> advance;  // by deadlines pending
   struct Memory {
@@ -403,11 +404,12 @@ void BM_ApplyDay(benchmark::State& state) {
 // advance(): deadlines falling due with few or many pending
 
 /// An engine that always has the same number of late deadlines pending, in hourly windows of
-/// kPerWindow each: window s holds the visits of branch s % 16 on day s / 16, starting between
-/// 06:00 + h and 07:00 + h, so their late deadlines (start + 15 min) fall in that hour. The
-/// rota is imported `ahead` deadlines (ahead / kPerWindow windows) in advance; each window's
-/// visits are closed after it (the late carer checks in and out), so that no missed deadline
-/// is added, and the next window's rota is imported: the count pending stays `ahead`.
+/// kPerWindow visits: window s holds the visits of branch s % 16 on day s / 16, starting between
+/// 06:00 + h and 07:00 + h, so their late deadlines (start + 15 min) fall in the hour that ends
+/// at window_end(s); the quarter that started before 06:15 + h also turn missed within it. The
+/// rota is imported `ahead` visits (ahead / kPerWindow windows) in advance. After a window its
+/// late carers check in and out (so no missed deadline is left over) and the rota of the window
+/// `ahead` on is imported: every window starts with `ahead` deadlines pending.
 class DeadlineConveyor {
  public:
   static constexpr int kWindowsPerDay = 16;
@@ -489,16 +491,33 @@ class DeadlineConveyor {
   Effects fx_;
 };
 
+constexpr std::size_t kAdvanceSizes[] = {1'000, 1'000'000};
+constexpr int kWarmUpWindows = 50;
+
+/// The conveyors of every size, built together and warmed up before any is timed, so that
+/// neither meets a process heap the other has shaped (page faults and reuse of freed memory
+/// otherwise differ between the two by more than the difference being measured).
 DeadlineConveyor& conveyor(std::size_t ahead) {
-  static std::map<std::size_t, std::unique_ptr<DeadlineConveyor>> cache;
-  auto& c = cache[ahead];
-  if (!c) c = std::make_unique<DeadlineConveyor>(ahead);
-  return *c;
+  static const auto cache = [] {
+    std::map<std::size_t, std::unique_ptr<DeadlineConveyor>> all;
+    for (std::size_t n : kAdvanceSizes) all[n] = std::make_unique<DeadlineConveyor>(n);
+    Effects fx;
+    for (auto& [n, c] : all) {
+      for (int w = 0; w < kWarmUpWindows; ++w) {
+        fx.clear();
+        c->engine().advance(c->window_end(c->window()), fx);
+        c->next_window();
+      }
+    }
+    return all;
+  }();
+  return *cache.at(ahead);
 }
 
 // Timed: what the daemon's engine timer does over one hour's window: ask next_deadline(),
 // advance() to it, read the effects, until the next deadline is past the window. Each window
-// fires kPerWindow late deadlines (each raising a late alert). Not timed: building the engine
+// fires kPerWindow late deadlines (each raising a late alert) and about kPerWindow / 4 missed
+// ones (each raising the alert's severity); both count as items. Not timed: building the engine
 // (once per size), and between windows closing the fired visits and importing the next rota.
 void BM_AdvanceDeadlines(benchmark::State& state) {
   DeadlineConveyor& c = conveyor(std::size_t(state.range(0)));
@@ -509,19 +528,24 @@ void BM_AdvanceDeadlines(benchmark::State& state) {
   double wakeups = 0;
   double pending = 0;
   double cpu = 0;
+  auto& t = totals.advance[state.range(0)];
   for (auto _ : state) {
     const TimePoint end = c.window_end(c.window());
     pending += double(engine.pending_deadlines());
+    double fired_here = 0;
     const double started = thread_cpu_seconds();
     while (const auto next = engine.next_deadline()) {
       if (*next > end) break;
       fx.clear();
       engine.advance(*next, fx);
       ++wakeups;
-      for (const Effect& e : fx) fired += e.kind == Effect::Kind::alert_changed;
+      for (const Effect& e : fx) fired_here += e.kind == Effect::Kind::alert_changed;
     }
-    cpu += thread_cpu_seconds() - started;
+    const double spent = thread_cpu_seconds() - started;
     state.PauseTiming();
+    cpu += spent;
+    fired += fired_here;
+    t.window_rates.push_back(fired_here / spent);
     c.next_window();
     state.ResumeTiming();
   }
@@ -530,7 +554,6 @@ void BM_AdvanceDeadlines(benchmark::State& state) {
   state.counters["pending"] = pending / n;
   state.counters["fired_per_window"] = fired / n;
   state.counters["wakeups_per_window"] = wakeups / n;
-  auto& t = totals.advance[state.range(0)];
   t.fired += fired;
   t.seconds += cpu;
   t.pending += pending;
@@ -616,19 +639,29 @@ void print_summary() {
         "apply, %zu-visit day: %.0f events/s (%.0f ns/event)  target >= 1000000: %s (%.2fx)\n",
         totals.apply_visits, rate, 1e9 / rate, verdict(rate >= 1e6), rate / 1e6);
   }
+  // Over all windows, and the median window: a window in which alerts_ happens to reallocate
+  // costs several times a typical one, and the median shows the typical one.
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v[v.size() / 2];
+  };
   for (const auto& [n, t] : totals.advance) {
     std::printf(
-        "advance, %lld visits ahead (%.0f pending on average): %.0f deadlines/s "
-        "(%.0f ns/deadline)\n",
-        static_cast<long long>(n), t.pending / t.windows, t.fired / t.seconds,
-        1e9 * t.seconds / t.fired);
+        "advance, %lld visits ahead (%.0f pending): %.0f deadlines/s over %.0f windows "
+        "(%.0f ns/deadline); median window %.0f deadlines/s (%.0f ns/deadline)\n",
+        static_cast<long long>(n), t.pending / t.windows, t.fired / t.seconds, t.windows,
+        1e9 * t.seconds / t.fired, median(t.window_rates), 1e9 / median(t.window_rates));
   }
   const auto small = totals.advance.find(1'000);
   const auto large = totals.advance.find(1'000'000);
   if (small != totals.advance.end() && large != totals.advance.end()) {
-    const double ratio = (large->second.fired / large->second.seconds) /
-                         (small->second.fired / small->second.seconds);
-    std::printf("advance, ratio 1M/1k: %.2f  target >= 0.9: %s\n", ratio, verdict(ratio >= 0.9));
+    const double overall = (large->second.fired / large->second.seconds) /
+                           (small->second.fired / small->second.seconds);
+    const double typical = median(large->second.window_rates) / median(small->second.window_rates);
+    std::printf(
+        "advance, ratio 1M/1k: %.2f over all windows, %.2f of median windows  target >= "
+        "0.9: %s\n",
+        overall, typical, verdict(std::min(overall, typical) >= 0.9));
   }
   if (totals.memory) print_memory(*totals.memory);
 }
