@@ -299,7 +299,11 @@ struct Alert {
   int escalation_level = 0;
   std::uint32_t seq = 1;
 
-  std::string id() const { return "A" + std::to_string(number); }
+  std::string id() const {
+    std::string s(1, 'A');  // appended, not "A" + ...: GCC 12 -O3 warns falsely on that
+    s += std::to_string(number);
+    return s;
+  }
   /// `visit/V1/start`: needs the visit's id.
   std::string key(std::string_view visit_id) const;
   bool open() const { return state != AlertState::resolved; }
