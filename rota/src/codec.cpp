@@ -165,9 +165,9 @@ void encode(const Command& command, std::string& out) {
 
 Result<Command> decode(std::string_view payload, std::uint8_t version) {
   if (version != 1) {
-    return Error{ErrorCode::internal,
-                 "command payload version " + std::to_string(version) + " is newer than this "
-                 "visitd understands (1)"};
+    return Error{ErrorCode::internal, "command payload version " + std::to_string(version) +
+                                          " is newer than this "
+                                          "visitd understands (1)"};
   }
   Reader r(payload);
   Command out;

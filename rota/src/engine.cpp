@@ -207,7 +207,8 @@ std::optional<BranchIndex> Engine::find_branch(std::string_view id) const {
 // ---------------------------------------------------------------------------------------
 // Carer events
 
-Result<Engine::CarerVisit> Engine::carer_visit(std::string_view carer, std::string_view visit) const {
+Result<Engine::CarerVisit> Engine::carer_visit(std::string_view carer,
+                                               std::string_view visit) const {
   const auto v = find_visit(visit);
   if (!v) return error(ErrorCode::unknown_visit, "visit " + std::string(visit) + " is unknown");
   const auto c = find_carer(carer);
@@ -319,7 +320,8 @@ Reply Engine::on(const CheckIn& c, Effects& fx) {
     plan_end(vi);
   }
   if (outside || tag_mismatch) {
-    raise(vi, AlertPhase::location, AlertKind::outside_geofence, Severity::warning, carer, now_, fx);
+    raise(vi, AlertPhase::location, AlertKind::outside_geofence, Severity::warning, carer, now_,
+          fx);
   }
   if (v.carers.size() > 1 && missing_carer(v) == kNoIndex) {
     resolve_phase(vi, AlertPhase::double_up, Resolution::checked_in, now_, fx);
@@ -448,6 +450,12 @@ Reply Engine::on(const ImportRota& c, Effects& fx) {
       issues.push_back({plan.line, "visit_id", "visit " + plan.id + " appears twice"});
     }
     if (plan.carers.empty()) issues.push_back({plan.line, "carers", "no carer assigned"});
+    for (std::size_t i = 0; i < plan.carers.size(); ++i) {
+      if (std::find(plan.carers.begin(), plan.carers.begin() + std::ptrdiff_t(i), plan.carers[i]) !=
+          plan.carers.begin() + std::ptrdiff_t(i)) {
+        issues.push_back({plan.line, "carers", "carer " + plan.carers[i] + " is listed twice"});
+      }
+    }
     if (plan.end <= plan.start) issues.push_back({plan.line, "end", "end is not after start"});
     if (branch.zone.local_day(plan.start) != c.date) {
       issues.push_back({plan.line, "start",
@@ -537,7 +545,13 @@ Reply Engine::on(const ImportRota& c, Effects& fx) {
       Reassign re{v.id, plan.carers, c.by};
       if (v.state == VisitState::cancelled || v.state == VisitState::completed) {
         // Reassign refuses terminal visits; an import may still correct the record.
-        for (CarerIndex old : v.carers) touched_carers.insert(old);
+        for (CarerIndex old : v.carers) {
+          touched_carers.insert(old);
+          if (std::find(carers.begin(), carers.end(), old) == carers.end()) {
+            auto& list = carers_[old].visits;
+            list.erase(std::remove(list.begin(), list.end(), vi), list.end());
+          }
+        }
         v.carers = carers;
         for (CarerIndex ci : carers) {
           auto& list = carers_[ci].visits;

@@ -1800,6 +1800,9 @@ class Checker {
     const auto& tracking = w_.settings.tracking;
     std::vector<ErrorCode> reasons;
     if (c.at < now_ - tracking.offline_window) reasons.push_back(ErrorCode::too_old);
+    // A phone clock ahead by more than the offline window is broken (and would have to be
+    // remembered for as long).
+    if (c.at > now_ + tracking.offline_window) reasons.push_back(ErrorCode::bad_message);
     bool trusted = true;
     const TimePoint at = plausible(c.at, TimePoint::min(), trusted);
     bool on_shift = false;

@@ -1,11 +1,11 @@
 // The journal payload codec and engine snapshots: what is written reads back the same, and
 // damaged bytes give an error, never a crash or a wrong command.
 
-#include <catch2/catch.hpp>
+#include "visitd/rota/codec.hpp"
 
+#include <catch2/catch.hpp>
 #include <random>
 
-#include "visitd/rota/codec.hpp"
 #include "visitd/rota/engine.hpp"
 
 using namespace std::chrono_literals;
@@ -32,8 +32,8 @@ std::vector<Command> one_of_each() {
       CheckIn{"e1", "C1", "V1", at("2026-11-23T09:01:02.345Z"), Fix{{51.5001, -0.1402}, 12.5},
               Method::nfc, "TAG-1"},
       CheckIn{"e2", "C2", "V1", at("2026-11-23T09:01:00Z"), std::nullopt, Method::qr, ""},
-      CheckOut{"e3", "C1", "V1", at("2026-11-23T09:40:00Z"), Fix{{51.5, -0.14}, 3},
-               Method::gps, "", "Had lunch, meds taken"},
+      CheckOut{"e3", "C1", "V1", at("2026-11-23T09:40:00Z"), Fix{{51.5, -0.14}, 3}, Method::gps, "",
+               "Had lunch, meds taken"},
       LocationPing{"p1", "C1", at("2026-11-23T08:50:00Z"), Fix{{-33.9, 151.2}, 1000}},
       RunningLate{"r1", "C1", "V1", at("2026-11-23T09:20:00Z"), "traffic"},
       ImportRota{"B1", date, {p, p}, "office@agency"},

@@ -545,3 +545,31 @@ TEST_CASE("DST days: deadlines follow real elapsed time across the clock change"
     CHECK(spring.visit(0).state == VisitState::late);
   }
 }
+
+TEST_CASE("An import that lists a carer twice on one visit is refused whole") {
+  Day day({plan("V1", {"C1"}, "2026-11-23T09:00:00Z", "2026-11-23T09:30:00Z")});
+  const LocalDays date(std::chrono::sys_days(2026y / 11 / 23).time_since_epoch());
+  const Reply r = day.apply(
+      ImportRota{"B1",
+                 date,
+                 {plan("V2", {"C2", "C2"}, "2026-11-23T10:00:00Z", "2026-11-23T10:30:00Z")},
+                 "office"});
+  REQUIRE(r.status == Status::rejected);
+  REQUIRE(r.issues.size() == 1);
+  CHECK(r.issues[0].field == "carers");
+  CHECK_FALSE(day.engine.find_visit("V2").has_value());
+}
+
+TEST_CASE("Re-importing a completed visit with another carer moves it off the old carer's rota") {
+  Day day({plan("V1", {"C1"}, "2026-11-23T09:00:00Z", "2026-11-23T09:30:00Z")});
+  day.now = at("2026-11-23T09:00:00Z");
+  day.apply(check_in("e1", "C1", "V1", "2026-11-23T09:00:00Z"));
+  day.now = at("2026-11-23T09:30:00Z");
+  day.apply(check_out("e2", "C1", "V1", "2026-11-23T09:30:00Z"));
+  const LocalDays date(std::chrono::sys_days(2026y / 11 / 23).time_since_epoch());
+  day.apply(ImportRota{
+      "B1", date, {plan("V1", {"C2"}, "2026-11-23T09:00:00Z", "2026-11-23T09:30:00Z")}, "office"});
+  CHECK(day.engine.carer(*day.engine.find_carer("C1")).visits.empty());
+  CHECK(day.engine.carer(*day.engine.find_carer("C2")).visits.size() == 1);
+  CHECK(day.visit("V1").state == VisitState::completed);
+}

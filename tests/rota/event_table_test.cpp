@@ -1,13 +1,12 @@
 // The decided-event table against std::unordered_map as a reference, with a small capacity
 // so that probing wraps around the end and erasure shifts entries across it.
 
-#include <catch2/catch.hpp>
+#include "visitd/rota/event_table.hpp"
 
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <random>
 #include <unordered_map>
-
-#include "visitd/rota/event_table.hpp"
 
 namespace {
 struct Key {

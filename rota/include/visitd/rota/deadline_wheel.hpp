@@ -140,7 +140,8 @@ class DeadlineWheel {
                      [](const auto& a, const auto& b) { return a.first < b.first; });
     std::vector<Due> out;
     out.reserve(all.size());
-    for (const auto& [at, n] : all) out.push_back(Due{TimePoint(Duration(nodes_[n].at)), nodes_[n].payload});
+    for (const auto& [at, n] : all)
+      out.push_back(Due{TimePoint(Duration(nodes_[n].at)), nodes_[n].payload});
     return out;
   }
 

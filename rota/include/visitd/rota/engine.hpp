@@ -14,6 +14,7 @@
 // Not thread-safe: one owner (the daemon's engine strand) calls it.
 
 #include <array>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -21,8 +22,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <boost/unordered/unordered_flat_map.hpp>
 #include <variant>
 #include <vector>
 

@@ -41,12 +41,12 @@ struct Record {
 };
 
 struct JournalOptions {
-  std::filesystem::path dir;                   ///< the data directory
-  std::size_t segment_bytes = 64 << 20;        ///< a new segment once one reaches this size
+  std::filesystem::path dir;                    ///< the data directory
+  std::size_t segment_bytes = 64 << 20;         ///< a new segment once one reaches this size
   std::chrono::microseconds group_delay{1500};  ///< a batch closes this long after its first...
-  std::size_t group_bytes = 1 << 20;           ///< ... or at this many bytes
-  bool fsync = true;                           ///< false only for benchmarks
-  bool salvage = false;                        ///< keep what precedes mid-log damage
+  std::size_t group_bytes = 1 << 20;            ///< ... or at this many bytes
+  bool fsync = true;                            ///< false only for benchmarks
+  bool salvage = false;                         ///< keep what precedes mid-log damage
   /// Test hook: called instead of fdatasync(fd); return 0 or an errno value.
   std::function<int(int fd)> sync_hook;
 };
@@ -57,10 +57,10 @@ struct RecoveryReport {
   std::uint64_t last_seq = 0;
   std::uint64_t records = 0;
   std::uint64_t segments = 0;
-  std::uint64_t truncated_bytes = 0;        ///< torn tail cut off
-  std::uint64_t truncated_after_seq = 0;    ///< the last good record before the cut
-  std::uint64_t salvaged_dropped_bytes = 0; ///< with salvage: what was dropped
-  std::vector<std::string> notes;           ///< one line per thing done, for the log
+  std::uint64_t truncated_bytes = 0;         ///< torn tail cut off
+  std::uint64_t truncated_after_seq = 0;     ///< the last good record before the cut
+  std::uint64_t salvaged_dropped_bytes = 0;  ///< with salvage: what was dropped
+  std::vector<std::string> notes;            ///< one line per thing done, for the log
 };
 
 /// Mid-log corruption (without salvage), unreadable files, and other reasons not to start.
