@@ -2,10 +2,16 @@
 
 #include <type_traits>
 
+#include "fix_coding.hpp"
 #include "visitd/core/binary.hpp"
 
 namespace visitd::rota {
 namespace {
+
+using detail::get_fix;
+using detail::get_opt_fix;
+using detail::put_fix;
+using detail::put_opt_fix;
 
 // The variant's alternatives, by tag. Tags are part of the on-disk format: append only.
 enum class Tag : std::uint8_t {
@@ -20,26 +26,30 @@ enum class Tag : std::uint8_t {
   resolve_alert = 9,
 };
 
-void put_fix(Writer& w, const Fix& f) {
-  w.f64(f.position.lat);
-  w.f64(f.position.lon);
-  w.f64(f.accuracy_m);
+Method get_method(Reader& r);
+
+// Check-ins and check-outs share these fields, in this order.
+template <class Event>
+void put_presence(Writer& w, const Event& c) {
+  w.str(c.event_id);
+  w.str(c.carer);
+  w.str(c.visit);
+  w.time(c.at);
+  put_opt_fix(w, c.fix);
+  w.u8(std::uint8_t(c.method));
+  w.str(c.tag);
 }
-Fix get_fix(Reader& r) {
-  Fix f;
-  f.position.lat = r.f64();
-  f.position.lon = r.f64();
-  f.accuracy_m = r.f64();
-  return f;
+template <class Event>
+void get_presence(Reader& r, Event& c) {
+  c.event_id = r.str();
+  c.carer = r.str();
+  c.visit = r.str();
+  c.at = r.time();
+  c.fix = get_opt_fix(r);
+  c.method = get_method(r);
+  c.tag = r.str();
 }
-void put_opt_fix(Writer& w, const std::optional<Fix>& f) {
-  w.boolean(f.has_value());
-  if (f) put_fix(w, *f);
-}
-std::optional<Fix> get_opt_fix(Reader& r) {
-  if (!r.boolean()) return std::nullopt;
-  return get_fix(r);
-}
+
 Method get_method(Reader& r) {
   const auto m = r.u8();
   if (m > std::uint8_t(Method::manual)) r.fail();
@@ -100,22 +110,10 @@ void encode(const Command& command, std::string& out) {
         using T = std::decay_t<decltype(c)>;
         if constexpr (std::is_same_v<T, CheckIn>) {
           w.u8(std::uint8_t(Tag::check_in));
-          w.str(c.event_id);
-          w.str(c.carer);
-          w.str(c.visit);
-          w.time(c.at);
-          put_opt_fix(w, c.fix);
-          w.u8(std::uint8_t(c.method));
-          w.str(c.tag);
+          put_presence(w, c);
         } else if constexpr (std::is_same_v<T, CheckOut>) {
           w.u8(std::uint8_t(Tag::check_out));
-          w.str(c.event_id);
-          w.str(c.carer);
-          w.str(c.visit);
-          w.time(c.at);
-          put_opt_fix(w, c.fix);
-          w.u8(std::uint8_t(c.method));
-          w.str(c.tag);
+          put_presence(w, c);
           w.str(c.note);
         } else if constexpr (std::is_same_v<T, LocationPing>) {
           w.u8(std::uint8_t(Tag::location));
@@ -174,25 +172,13 @@ Result<Command> decode(std::string_view payload, std::uint8_t version) {
   switch (Tag(r.u8())) {
     case Tag::check_in: {
       CheckIn c;
-      c.event_id = r.str();
-      c.carer = r.str();
-      c.visit = r.str();
-      c.at = r.time();
-      c.fix = get_opt_fix(r);
-      c.method = get_method(r);
-      c.tag = r.str();
+      get_presence(r, c);
       out = std::move(c);
       break;
     }
     case Tag::check_out: {
       CheckOut c;
-      c.event_id = r.str();
-      c.carer = r.str();
-      c.visit = r.str();
-      c.at = r.time();
-      c.fix = get_opt_fix(r);
-      c.method = get_method(r);
-      c.tag = r.str();
+      get_presence(r, c);
       c.note = r.str();
       out = std::move(c);
       break;

@@ -4,30 +4,19 @@
 
 #include <algorithm>
 
+#include "fix_coding.hpp"
 #include "visitd/core/binary.hpp"
 #include "visitd/rota/engine.hpp"
 
 namespace visitd::rota {
 namespace {
 
+using detail::get_opt_fix;
+using detail::put_opt_fix;
+
 constexpr std::string_view kMagic = "VSNP";
 constexpr std::uint8_t kVersion = 1;
 
-void put_fix(Writer& w, const std::optional<Fix>& f) {
-  w.boolean(f.has_value());
-  if (!f) return;
-  w.f64(f->position.lat);
-  w.f64(f->position.lon);
-  w.f64(f->accuracy_m);
-}
-std::optional<Fix> get_fix(Reader& r) {
-  if (!r.boolean()) return std::nullopt;
-  Fix f;
-  f.position.lat = r.f64();
-  f.position.lon = r.f64();
-  f.accuracy_m = r.f64();
-  return f;
-}
 void put_time(Writer& w, const std::optional<TimePoint>& t) {
   w.boolean(t.has_value());
   if (t) w.time(*t);
@@ -57,7 +46,7 @@ void put_record(Writer& w, const CheckRecord& c) {
   w.time(c.at);
   w.time(c.device_at);
   w.time(c.received_at);
-  put_fix(w, c.fix);
+  put_opt_fix(w, c.fix);
   w.f64(c.distance_m);
   w.u8(std::uint8_t(c.method));
   w.str(c.note);
@@ -70,7 +59,7 @@ CheckRecord get_record(Reader& r, std::size_t carers) {
   c.at = r.time();
   c.device_at = r.time();
   c.received_at = r.time();
-  c.fix = get_fix(r);
+  c.fix = get_opt_fix(r);
   c.distance_m = r.f64();
   c.method = get_enum(r, Method::manual);
   c.note = r.str();
@@ -105,7 +94,7 @@ std::string Engine::snapshot() const {
     w.str(c.id);
     w.varint(c.visits.size());
     for (VisitIndex v : c.visits) w.varint(v);
-    put_fix(w, c.last_fix);
+    put_opt_fix(w, c.last_fix);
     w.time(c.last_fix_at);
   }
 
@@ -238,7 +227,7 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
     c.visits.resize(r.count());
     for (auto& v : c.visits) v = VisitIndex(r.varint());
     visit_refs += c.visits.size();
-    c.last_fix = get_fix(r);
+    c.last_fix = get_opt_fix(r);
     c.last_fix_at = r.time();
   }
 
