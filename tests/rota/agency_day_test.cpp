@@ -34,6 +34,7 @@
 #include <variant>
 #include <vector>
 
+#include "visitd/rota/codec.hpp"
 #include "visitd/rota/engine.hpp"
 
 namespace visitd::rota {
@@ -2461,6 +2462,63 @@ void simulate(std::uint64_t seed, const Shape& shape) {
 
 }  // namespace
 }  // namespace visitd::rota
+
+namespace visitd::rota {
+
+/// What start-up does after a stop at command `split`: restore the snapshot taken then and
+/// replay the rest as the journal holds it (encoded, decoded). Returns the first difference
+/// from an engine that never stopped, or an empty string.
+std::string stop_and_restore(const World& w, const DayRun& run, std::size_t split) {
+  Engine never_stopped(w.settings, w.origin);
+  Effects fx;
+  for (std::size_t i = 0; i < split; ++i) {
+    never_stopped.apply(run.record[i].command, run.record[i].at, fx);
+    fx.clear();
+  }
+  auto restored = Engine::restore(w.settings, never_stopped.snapshot());
+  if (!restored) return "restore failed: " + restored.error().message;
+  Engine& engine = **restored;
+  if (engine.canonical_dump() != never_stopped.canonical_dump()) {
+    return "differs right after restore at command " + std::to_string(split) +
+           first_difference(engine.canonical_dump(), never_stopped.canonical_dump());
+  }
+  std::string bytes;
+  for (std::size_t i = split; i < run.record.size(); ++i) {
+    bytes.clear();
+    encode(run.record[i].command, bytes);
+    const auto decoded = decode(bytes, kCommandCodecVersion);
+    if (!decoded) return "command " + std::to_string(i) + " did not decode";
+    const Reply a = never_stopped.apply(run.record[i].command, run.record[i].at, fx);
+    const Reply b = engine.apply(*decoded, run.record[i].at, fx);
+    fx.clear();
+    if (a.status != b.status) return "replies differ at command " + std::to_string(i);
+  }
+  never_stopped.advance(w.end, fx);
+  engine.advance(w.end, fx);
+  if (engine.canonical_dump() != never_stopped.canonical_dump()) {
+    return "differs at the end of the day after a stop at command " + std::to_string(split) +
+           first_difference(engine.canonical_dump(), never_stopped.canonical_dump());
+  }
+  return {};
+}
+
+}  // namespace visitd::rota
+
+TEST_CASE("a snapshot taken mid-day plus the replayed tail equals an engine that never stopped",
+          "[rota][engine][simulation][snapshot]") {
+  using namespace visitd::rota;
+  const std::uint64_t seed = seed_from_environment();
+  INFO("VISITD_SEED=" << seed);
+  const auto world = generate(seed, Shape{});
+  const DayRun run = run_day(*world, false);
+  REQUIRE(run.record.size() > 100);
+  Random rng(seed ^ 0x5eed5eed5eed5eedULL);
+  for (int stop = 0; stop < 4; ++stop) {
+    const std::size_t split = 1 + std::size_t(rng.below(run.record.size() - 1));
+    INFO("stopped after command " << split << " of " << run.record.size());
+    CHECK(stop_and_restore(*world, run, split) == "");
+  }
+}
 
 TEST_CASE("a seeded agency day keeps every visit and alert rule after every command",
           "[rota][engine][simulation]") {
