@@ -11,6 +11,8 @@
 
 #include "visitd/config/load.hpp"
 #include "visitd/core/error.hpp"
+#include "token_command.hpp"
+#include "visitd/store/journal.hpp"
 
 namespace {
 
@@ -19,10 +21,14 @@ constexpr const char* kUsage = R"(visitd - live tracking of home care visits
 Usage:
   visitd check-config FILE   Read FILE, print the effective settings (defaults included)
                              or every error with file:line and key; exit 1 on error.
+  visitd journal inspect DIR Print the journal in data directory DIR: segments, record
+                             counts, first/last sequence, snapshots and any damage.
+  visitd token --config FILE --role R --sub ID [--branches a,b] [--ttl 12h] [--name N]
+                             Print a signed access token (HS256 JWT) for a user or carer.
   visitd --version           Print the version.
   visitd --help              This text. `visitd COMMAND --help` explains a command.
 
-Not yet available in this build: run, token, journal (see docs/).
+Not yet available in this build: run (see README.md).
 )";
 
 constexpr const char* kCheckConfigUsage = R"(Usage: visitd check-config FILE
@@ -32,6 +38,32 @@ visitd will use (defaults included; the auth secret is redacted). A syntax error
 unknown key, a wrong type or an invalid value is printed as FILE:LINE: KEY: why, and the
 exit status is 1.
 )";
+
+constexpr const char* kJournalUsage = R"(Usage: visitd journal inspect DIR
+
+Reads the journal in the data directory DIR ([store] dir in the config) without changing
+it, and prints each segment (records, first and last sequence number, bytes), the
+snapshots, and any damage found: a torn tail (which `visitd run` would truncate) or
+corruption in the middle (which stops `visitd run` unless started with --salvage).
+)";
+
+int journal(const std::vector<std::string_view>& args) {
+  if (args.size() == 1 && (args[0] == "--help" || args[0] == "-h")) {
+    std::fputs(kJournalUsage, stdout);
+    return 0;
+  }
+  if (args.size() != 2 || args[0] != "inspect") {
+    std::fputs(kJournalUsage, stderr);
+    return 2;
+  }
+  try {
+    std::fputs(visitd::store::inspect(std::string(args[1])).c_str(), stdout);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "visitd: %s\n", e.what());
+    return 1;
+  }
+}
 
 int check_config(const std::vector<std::string_view>& args) {
   if (args.size() == 1 && (args[0] == "--help" || args[0] == "-h")) {
@@ -67,6 +99,8 @@ int main(int argc, char** argv) {
   const std::string_view command = args[0];
   args.erase(args.begin());
   if (command == "check-config") return check_config(args);
+  if (command == "journal") return journal(args);
+  if (command == "token") return visitd::daemon::token_command(args);
   std::fprintf(stderr, "visitd: unknown command '%.*s'; see visitd --help\n", int(command.size()),
                command.data());
   return 2;

@@ -9,7 +9,26 @@
 // fsync'd when a segment is created or removed. Snapshots are DIR/snapshots/<seq>.snap,
 // written atomically (temp file, fsync, rename, fsync dir).
 //
-// Thread-safety: append() may be called from any thread; callbacks run on the flusher thread.
+// Sequence numbers start at 1 and are contiguous, within an ordinary segment and across the
+// chain of segments (each named by its first seq). Compaction rewrites a segment as
+// DIR/journal/<first-seq>.cseg: its records keep their seqs, so gaps are legal inside it and
+// between it and the next segment (it covers every seq from its name up to the next name);
+// a gap anywhere else is corruption. A segment that is full, or a record that would overflow
+// it, starts the next segment (a record larger than segment_bytes gets a segment of its own).
+//
+// Recovery at open: damage in the last ordinary segment with no intact record after it (a
+// short header, a length past the end, a checksum mismatch, a zero-filled tail) is a torn
+// write and is truncated. Damage anywhere else, a seq out of order, or a torn tail whose
+// records a snapshot covers (they were durable, so this is not an unfinished write) refuses to
+// start unless `salvage`: then what precedes the damage is kept and the rest is moved to
+// DIR/salvaged/. A write that reached the disk out of order (a later page without an earlier
+// one, possible on power loss) therefore needs salvage too: the journal cannot tell it from
+// corruption. Leftover *.tmp files, and a .seg that a finished compaction had replaced, are
+// removed. DIR/journal/LOCK is flock'ed so that only one Journal uses a directory.
+//
+// Thread-safety: append() may be called from any thread; callbacks run on the flusher thread,
+// in seq order, and must not throw or call flush(). replay(), latest_snapshot() and compact()
+// may run while others append; replay() sees the records durable when it starts.
 
 #include <cstdint>
 #include <filesystem>
@@ -81,7 +100,8 @@ class Journal {
 
   /// Queues a record; returns its sequence number. `on_durable(seq, error)` is called once,
   /// on the flusher thread, when the record is on disk (error empty) or can never be (error
-  /// set: the journal has failed). After a failed fsync the journal accepts nothing more.
+  /// set: the journal has failed). After a failed fsync the journal accepts nothing more:
+  /// append() then returns 0 and the callback gets seq 0 and the error.
   using Durable = std::function<void(std::uint64_t seq, std::error_code error)>;
   std::uint64_t append(RecordType type, std::uint8_t version, TimePoint time,
                        std::string_view payload, Durable on_durable);
@@ -94,7 +114,8 @@ class Journal {
   /// Blocks until everything appended so far is durable (or the journal failed).
   void flush();
 
-  /// Writes a snapshot covering every record up to and including `seq`, atomically.
+  /// Writes a snapshot covering every record up to and including `seq`, atomically. Throws
+  /// JournalError if `seq` is not durable yet, or on an I/O error.
   void write_snapshot(std::uint64_t seq, std::string_view bytes);
   struct Snapshot {
     std::uint64_t seq;
