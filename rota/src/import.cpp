@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "visitd/core/json_kind.hpp"
+
 namespace visitd::rota {
 namespace {
 
@@ -707,26 +709,6 @@ namespace {
 
 namespace json = boost::json;
 
-std::string_view kind_name(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::null:
-      return "null";
-    case json::kind::bool_:
-      return "a boolean";
-    case json::kind::int64:
-    case json::kind::uint64:
-    case json::kind::double_:
-      return "a number";
-    case json::kind::string:
-      return "a string";
-    case json::kind::array:
-      return "an array";
-    case json::kind::object:
-      return "an object";
-  }
-  return "a value";
-}
-
 std::string position_of(std::string_view text, std::size_t offset) {
   offset = std::min(offset, text.size());
   const auto before = text.substr(0, offset);
@@ -770,7 +752,7 @@ class JsonRowReader {
             string(*column, value.get_string());
           } else {
             fault(*column,
-                  "time_critical must be true or false, not " + std::string(kind_name(value)));
+                  "time_critical must be true or false, not " + std::string(json_kind(value)));
           }
           break;
         default:
@@ -778,7 +760,7 @@ class JsonRowReader {
             string(*column, value.get_string());
           } else {
             fault(*column, std::string(name_of(*column)) + " must be a string, not " +
-                               std::string(kind_name(value)));
+                               std::string(json_kind(value)));
           }
           break;
       }
@@ -820,7 +802,7 @@ class JsonRowReader {
       return;
     } else {
       fault(c,
-            std::string(name_of(c)) + " must be a JSON number, not " + std::string(kind_name(v)));
+            std::string(name_of(c)) + " must be a JSON number, not " + std::string(json_kind(v)));
       return;
     }
     row_->cells[index_of(c)] = std::move(text);
@@ -834,7 +816,7 @@ class JsonRowReader {
     }
     if (!v.is_array()) {
       fault(kColumn, "carers must be an array of carer ids or a ';'-separated string, not " +
-                         std::string(kind_name(v)));
+                         std::string(json_kind(v)));
       return;
     }
     std::vector<std::string> ids;
@@ -843,7 +825,7 @@ class JsonRowReader {
       const auto& item = v.get_array()[i];
       if (!item.is_string()) {
         fault(kColumn, "carers must hold strings; item " + std::to_string(i + 1) + " is " +
-                           std::string(kind_name(item)));
+                           std::string(json_kind(item)));
         return;
       }
       total += item.get_string().size() + 1;
@@ -880,7 +862,7 @@ ParsedRota parse_rota_json(std::string_view text, const TimeZone& zone, LocalDay
     ParsedRota out;
     out.issues.push_back(
         {0, "",
-         "the rota must be a JSON array of visit rows, not " + std::string(kind_name(document))});
+         "the rota must be a JSON array of visit rows, not " + std::string(json_kind(document))});
     return out;
   }
   const auto& array = document.get_array();
@@ -898,7 +880,7 @@ ParsedRota parse_rota_json(std::string_view text, const TimeZone& zone, LocalDay
     if (!array[i].is_object()) {
       issues.push_back(
           {line, "",
-           "each visit row must be a JSON object, not " + std::string(kind_name(array[i]))});
+           "each visit row must be a JSON object, not " + std::string(json_kind(array[i]))});
       continue;
     }
     rows.push_back(checker.check(reader.read(array[i].get_object(), line)));

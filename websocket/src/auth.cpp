@@ -12,6 +12,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "visitd/core/json_kind.hpp"
+
 namespace visitd::websocket {
 namespace {
 
@@ -65,27 +67,6 @@ std::string quoted(std::string_view text) {
   return out;
 }
 
-/// The JSON type of `v` as a person would say it, for messages.
-std::string_view kind_of(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::null:
-      return "null";
-    case json::kind::bool_:
-      return "a boolean";
-    case json::kind::int64:
-    case json::kind::uint64:
-    case json::kind::double_:
-      return "a number";
-    case json::kind::string:
-      return "a string";
-    case json::kind::array:
-      return "an array";
-    case json::kind::object:
-      return "an object";
-  }
-  return "a value";
-}
-
 /// "an office", "a coordinator": a role as a message says it.
 std::string with_article(Role role) {
   const std::string_view name = to_string(role);
@@ -121,7 +102,7 @@ Result<json::object> decode_object(std::string_view part, std::string_view what)
   json::value value = json::parse(*bytes, ec);
   if (ec) return refused(std::string(what) + " is not UTF-8 JSON (" + ec.message() + ")");
   if (!value.is_object()) {
-    return refused(std::string(what) + " is " + std::string(kind_of(value)) +
+    return refused(std::string(what) + " is " + std::string(json_kind(value)) +
                    ", not a JSON object");
   }
   return std::move(value.get_object());
@@ -138,7 +119,7 @@ Result<TimePoint> numeric_date(const json::value& v, std::string_view claim) {
     seconds = v.get_double();
   } else {
     return refused(std::string(claim) + " must be a number of seconds, not " +
-                   std::string(kind_of(v)));
+                   std::string(json_kind(v)));
   }
   if (!std::isfinite(seconds) || seconds < 0 || seconds > kMaxNumericDate) {
     return refused(std::string(claim) + " is out of range");
@@ -172,14 +153,15 @@ Result<Principal> read_claims(const json::object& claims, TimePoint now) {
 
   const json::value* sub = claims.if_contains("sub");
   if (sub == nullptr) return refused("sub is missing");
-  if (!sub->is_string()) return refused("sub must be a string, not " + std::string(kind_of(*sub)));
+  if (!sub->is_string())
+    return refused("sub must be a string, not " + std::string(json_kind(*sub)));
   if (sub->get_string().empty()) return refused("sub is empty");
   who.sub = sub->get_string();
 
   const json::value* role = claims.if_contains("role");
   if (role == nullptr) return refused("role is missing");
   if (!role->is_string()) {
-    return refused("role must be a string, not " + std::string(kind_of(*role)));
+    return refused("role must be a string, not " + std::string(json_kind(*role)));
   }
   const auto parsed_role = role_from_string(role->get_string());
   if (!parsed_role) {
@@ -191,11 +173,11 @@ Result<Principal> read_claims(const json::object& claims, TimePoint now) {
   if (const json::value* branches = claims.if_contains("branches")) {
     if (!branches->is_array()) {
       return refused("branches must be an array of branch ids, not " +
-                     std::string(kind_of(*branches)));
+                     std::string(json_kind(*branches)));
     }
     for (const json::value& branch : branches->get_array()) {
       if (!branch.is_string()) {
-        return refused("branches must hold strings, not " + std::string(kind_of(branch)));
+        return refused("branches must hold strings, not " + std::string(json_kind(branch)));
       }
       const std::string_view id = branch.get_string();
       if (id.empty()) return refused("branches holds an empty branch id");
@@ -213,7 +195,7 @@ Result<Principal> read_claims(const json::object& claims, TimePoint now) {
 
   if (const json::value* name = claims.if_contains("name")) {
     if (!name->is_string()) {
-      return refused("name must be a string, not " + std::string(kind_of(*name)));
+      return refused("name must be a string, not " + std::string(json_kind(*name)));
     }
     who.name = name->get_string();
   }
@@ -347,7 +329,7 @@ Result<Principal> verify(std::string_view token, std::string_view secret, TimePo
   const json::value* alg = header->if_contains("alg");
   if (alg == nullptr) return refused("header has no alg; only HS256 is accepted");
   if (!alg->is_string()) {
-    return refused("alg must be a string, not " + std::string(kind_of(*alg)));
+    return refused("alg must be a string, not " + std::string(json_kind(*alg)));
   }
   if (alg->get_string() != "HS256") {
     return refused("algorithm " + quoted(alg->get_string()) + " is not accepted; only HS256");
