@@ -9,9 +9,9 @@
 #include <string_view>
 #include <vector>
 
+#include "token_command.hpp"
 #include "visitd/config/load.hpp"
 #include "visitd/core/error.hpp"
-#include "token_command.hpp"
 #include "visitd/store/journal.hpp"
 
 namespace {

@@ -38,9 +38,9 @@ FenceCheck check_geofence(LatLon centre, double radius_m, LatLon fix, double acc
 
 /// How travel between two points is estimated: geodesic distance x road_factor at speed.
 struct TravelModel {
-  double road_factor = 1.4;   ///< roads are longer than the geodesic
-  double speed_kmh = 30;      ///< average door-to-door speed
-  Duration minimum{0};        ///< parking, walking to the door
+  double road_factor = 1.4;  ///< roads are longer than the geodesic
+  double speed_kmh = 30;     ///< average door-to-door speed
+  Duration minimum{0};       ///< parking, walking to the door
 };
 
 /// Estimated travel time from a to b under the model.
