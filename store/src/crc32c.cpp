@@ -57,8 +57,8 @@ std::uint32_t update_portable(std::uint32_t crc, const unsigned char* p, std::si
 
 #ifdef VISITD_CRC32C_X86
 __attribute__((target("sse4.2"))) std::uint32_t update_sse42(std::uint32_t crc,
-                                                              const unsigned char* p,
-                                                              std::size_t n) {
+                                                             const unsigned char* p,
+                                                             std::size_t n) {
 #if defined(__x86_64__)
   std::uint64_t c = crc;
   while (n >= 8) {

@@ -70,8 +70,8 @@ bool all_zero(ChunkReader& in, std::uint64_t from, std::uint64_t to) {
 }
 
 // Is there a whole record with a good checksum at `offset`, later than `after`?
-bool well_formed_at(ChunkReader& in, std::uint64_t offset, std::uint64_t size,
-                    std::uint64_t after, RecordHeader* out) {
+bool well_formed_at(ChunkReader& in, std::uint64_t offset, std::uint64_t size, std::uint64_t after,
+                    RecordHeader* out) {
   if (size - offset < kRecordHeaderBytes) return false;
   const RecordHeader h = decode_header(in.view(offset, kRecordHeaderBytes));
   if (h.seq <= after || h.length > kMaxPayloadBytes) return false;
@@ -238,9 +238,9 @@ SegmentScan scan_segment(int fd, const std::filesystem::path& path, std::uint64_
       damage("checksum mismatch (stored " + hex32(h.crc) + ", computed " + hex32(crc) + ")");
       break;
     }
-    const bool in_order =
-        rule.contiguous ? h.seq == rule.first + r.records
-                        : h.seq > last && h.seq >= rule.first && (rule.before == 0 || h.seq < rule.before);
+    const bool in_order = rule.contiguous ? h.seq == rule.first + r.records
+                                          : h.seq > last && h.seq >= rule.first &&
+                                                (rule.before == 0 || h.seq < rule.before);
     if (!in_order) {
       damage("sequence number " + std::to_string(h.seq) +
              (rule.contiguous ? " where " + std::to_string(rule.first + r.records) + " was expected"

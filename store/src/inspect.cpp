@@ -54,27 +54,26 @@ std::string inspect(const fs::path& dir) {
       const detail::File f = detail::open_file(file.path, O_RDONLY);
       const std::uint64_t size = detail::file_size(f.get(), file.path);
       bytes += size;
-      const bool chained = k == 0 ? file.first_seq == 1
-                                  : (prev_compacted ? file.first_seq > prev_last
-                                                    : file.first_seq == prev_last + 1);
+      const bool chained =
+          k == 0 ? file.first_seq == 1
+                 : (prev_compacted ? file.first_seq > prev_last : file.first_seq == prev_last + 1);
       detail::SeqRule rule;
       rule.first = file.first_seq;
       rule.contiguous = !file.compacted;
       rule.after = prev_last;
       rule.before = k + 1 < files.size() ? files[k + 1].first_seq : 0;
-      const detail::SegmentScan scan =
-          detail::scan_segment(f.get(), file.path, size, rule, true);
+      const detail::SegmentScan scan = detail::scan_segment(f.get(), file.path, size, rule, true);
       out << "  segment " << name << (file.compacted ? " (compacted)" : "") << ": " << size
-          << " bytes, " << scan.records << " records, "
-          << seq_range(scan.first_seq, scan.last_seq) << "\n";
+          << " bytes, " << scan.records << " records, " << seq_range(scan.first_seq, scan.last_seq)
+          << "\n";
       if (!chained) {
         damaged = true;
         out << "    DAMAGE: "
-            << (k == 0 ? "the journal starts at seq " + std::to_string(file.first_seq) +
-                             ", not 1: earlier segments are missing"
-                       : "sequence gap: the segment starts at seq " +
-                             std::to_string(file.first_seq) + " but the one before ends at seq " +
-                             std::to_string(prev_last))
+            << (k == 0
+                    ? "the journal starts at seq " + std::to_string(file.first_seq) +
+                          ", not 1: earlier segments are missing"
+                    : "sequence gap: the segment starts at seq " + std::to_string(file.first_seq) +
+                          " but the one before ends at seq " + std::to_string(prev_last))
             << "\n";
       }
       if (scan.damaged) {
@@ -129,13 +128,14 @@ std::string inspect(const fs::path& dir) {
   }
 
   out << "total: " << files.size() << " segments, " << bytes << " bytes, " << records
-      << " records, " << seq_range(first, prev_last) << "; " << snapshots.size()
-      << " snapshots (" << valid_snapshots << " valid";
+      << " records, " << seq_range(first, prev_last) << "; " << snapshots.size() << " snapshots ("
+      << valid_snapshots << " valid";
   if (valid_snapshots > 0) out << ", newest valid at seq " << newest_valid;
   out << ")\n";
   out << "status: "
       << (damaged ? "DAMAGED: start-up refuses without --salvage"
-                  : torn ? "torn tail: start-up truncates it" : "ok")
+          : torn  ? "torn tail: start-up truncates it"
+                  : "ok")
       << "\n";
   return out.str();
 }

@@ -69,7 +69,8 @@ void create_directory(const fs::path& dir, bool durable) {
 }
 
 void remove_file(const fs::path& path) {
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) detail::throw_errno("cannot remove", path, errno);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    detail::throw_errno("cannot remove", path, errno);
 }
 
 void rename_file(const fs::path& from, const fs::path& to) {
@@ -132,8 +133,8 @@ struct Journal::State {
   int sync_data(int fd) const;
 
   void recover(RecoveryReport& report);
-  std::uint64_t rewrite_segment(const Segment& segment, const SeqRule& rule,
-                                std::int64_t cutoff_ms, std::size_t index);
+  std::uint64_t rewrite_segment(const Segment& segment, const SeqRule& rule, std::int64_t cutoff_ms,
+                                std::size_t index);
 };
 
 // --- group commit ------------------------------------------------------------------------
@@ -204,7 +205,8 @@ std::error_code Journal::State::write_batch(std::uint64_t first_seq) {
 void Journal::State::run_flusher() {
   std::unique_lock lk(mu);
   for (;;) {
-    wake_flusher.wait(lk, [&] { return stopping || !pending_callbacks.empty() || !refused.empty(); });
+    wake_flusher.wait(lk,
+                      [&] { return stopping || !pending_callbacks.empty() || !refused.empty(); });
     if (!refused.empty()) {
       std::vector<Durable> answer;
       answer.swap(refused);
@@ -366,9 +368,8 @@ void keep_dropped_tail(const fs::path& salvaged, const fs::path& segment, std::u
   File out = detail::open_file(out_path, O_WRONLY | O_CREAT | O_EXCL);
   std::string buffer(1 << 20, '\0');
   for (std::uint64_t at = offset; at < size;) {
-    const std::size_t n = detail::read_at(in.get(), buffer.data(),
-                                          std::min<std::uint64_t>(buffer.size(), size - at), at,
-                                          segment);
+    const std::size_t n = detail::read_at(
+        in.get(), buffer.data(), std::min<std::uint64_t>(buffer.size(), size - at), at, segment);
     if (n == 0) break;
     if (int err = detail::write_at(out.get(), buffer.data(), n, at - offset)) {
       detail::throw_errno("cannot write", out_path, err);
@@ -417,9 +418,9 @@ void Journal::State::recover(RecoveryReport& report) {
     const SegmentFile& file = files[k];
     File f = detail::open_file(file.path, O_RDONLY);
     const std::uint64_t size = detail::file_size(f.get(), file.path);
-    const bool chained = k == 0 ? file.first_seq == 1
-                                : (prev_compacted ? file.first_seq > prev_last
-                                                  : file.first_seq == prev_last + 1);
+    const bool chained =
+        k == 0 ? file.first_seq == 1
+               : (prev_compacted ? file.first_seq > prev_last : file.first_seq == prev_last + 1);
     if (!chained) {
       damage = Damage{k, 0, size,
                       k == 0 ? "the journal starts at seq " + std::to_string(file.first_seq) +
@@ -435,9 +436,8 @@ void Journal::State::recover(RecoveryReport& report) {
     rule.after = prev_last;
     rule.before = k + 1 < files.size() ? files[k + 1].first_seq : 0;
     const SegmentScan scan = detail::scan_segment(f.get(), file.path, size, rule, true);
-    good.push_back(
-        Segment{file.first_seq, file.compacted, file.path, scan.valid_bytes, scan.records,
-                scan.last_seq});
+    good.push_back(Segment{file.first_seq, file.compacted, file.path, scan.valid_bytes,
+                           scan.records, scan.last_seq});
     if (scan.records > 0) {
       if (first_record == 0) first_record = scan.first_seq;
       prev_last = scan.last_seq;
@@ -480,8 +480,8 @@ void Journal::State::recover(RecoveryReport& report) {
       message += "; the records there are covered by snapshot " + std::to_string(*ahead) +
                  ", so they were durable: this is damage, not an unfinished write";
     } else if (damage->segment + 1 < files.size()) {
-      message += "; " + std::to_string(files.size() - damage->segment - 1) +
-                 " later segment(s) follow";
+      message +=
+          "; " + std::to_string(files.size() - damage->segment - 1) + " later segment(s) follow";
     }
     throw JournalError(message + ". Refusing to start; --salvage keeps the records before seq " +
                        std::to_string(prev_last + 1) + " and drops the rest");
@@ -515,17 +515,15 @@ void Journal::State::recover(RecoveryReport& report) {
       truncate_file(file.path, damage->offset, durable);
       report.truncated_bytes = cut_bytes;
       report.truncated_after_seq = journal_last;
-      report.notes.push_back("truncated a torn tail: " + std::to_string(cut_bytes) +
-                             " bytes of " + describe_at(file.path, damage->offset) + " (" +
-                             damage->what + "); the last good record is seq " +
-                             std::to_string(journal_last));
+      report.notes.push_back("truncated a torn tail: " + std::to_string(cut_bytes) + " bytes of " +
+                             describe_at(file.path, damage->offset) + " (" + damage->what +
+                             "); the last good record is seq " + std::to_string(journal_last));
     } else {
       const fs::path salvaged = options.dir / kSalvagedDir;
       create_directory(salvaged, durable);
       std::uint64_t dropped = cut_bytes;
-      std::string what = "salvage: kept seqs up to " + std::to_string(journal_last) +
-                         "; dropped " + describe_at(file.path, damage->offset) + " (" +
-                         damage->what + ")";
+      std::string what = "salvage: kept seqs up to " + std::to_string(journal_last) + "; dropped " +
+                         describe_at(file.path, damage->offset) + " (" + damage->what + ")";
       if (damage->offset == 0) {
         rename_file(file.path, unused_name(salvaged, file.path.filename().string()));
         if (!good.empty() && good.back().path == file.path) good.pop_back();
@@ -630,8 +628,7 @@ std::unique_ptr<Journal> Journal::open(JournalOptions options, RecoveryReport* r
 
 // --- replay ------------------------------------------------------------------------------
 
-void Journal::replay(std::uint64_t from,
-                     const std::function<void(const Record&)>& visit) const {
+void Journal::replay(std::uint64_t from, const std::function<void(const Record&)>& visit) const {
   const State& s = *state_;
   std::shared_lock files(s.files_mu);
   std::vector<Segment> segments;
@@ -737,8 +734,7 @@ std::uint64_t Journal::State::rewrite_segment(const Segment& segment, const SeqR
     const detail::RecordVisitor copy = [&](const RecordHeader& h, std::string_view payload) {
       if (droppable(h)) return;
       // Kept records are copied as they are on disk, checksum and padding included.
-      buffer.append(payload.data() - detail::kRecordHeaderBytes,
-                    detail::record_bytes(h.length));
+      buffer.append(payload.data() - detail::kRecordHeaderBytes, detail::record_bytes(h.length));
       ++rewritten.records;
       rewritten.last_seq = h.seq;
       if (buffer.size() >= (4u << 20)) drain();
@@ -789,8 +785,8 @@ std::uint64_t Journal::compact(TimePoint drop_locations_before) {
     if (segments[k + 1].first_seq - 1 > covered) break;
     const SeqRule rule = rule_for(segments, k, prev_last);
     prev_last = std::max(prev_last, segments[k].last_seq);
-    dropped += s.rewrite_segment(segments[k], rule, drop_locations_before.time_since_epoch().count(),
-                                 k);
+    dropped +=
+        s.rewrite_segment(segments[k], rule, drop_locations_before.time_since_epoch().count(), k);
   }
 
   if (valid.size() == 2) {

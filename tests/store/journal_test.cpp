@@ -1,3 +1,5 @@
+#include "visitd/store/journal.hpp"
+
 #include <sys/stat.h>
 
 #include <atomic>
@@ -10,7 +12,6 @@
 
 #include "store_test_util.hpp"
 #include "visitd/store/crc32c.hpp"
-#include "visitd/store/journal.hpp"
 
 using namespace visitd;
 using namespace visitd::store;
@@ -206,7 +207,8 @@ TEST_CASE("Segments roll over at segment_bytes and replay spans them") {
   const std::string payload(100, 'p');  // 128 bytes per record: 8 per segment
   {
     auto journal = Journal::open(options);
-    for (int i = 0; i < 100; ++i) journal->append(RecordType::command, 1, at_ms(i), payload, nullptr);
+    for (int i = 0; i < 100; ++i)
+      journal->append(RecordType::command, 1, at_ms(i), payload, nullptr);
     // One record larger than a segment gets a segment of its own.
     journal->append(RecordType::command, 1, at_ms(100), std::string(3000, 'L'), nullptr);
     journal->append(RecordType::command, 1, at_ms(101), payload, nullptr);
@@ -267,7 +269,8 @@ TEST_CASE("Concurrent appends get distinct, contiguous sequence numbers and are 
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kEach; ++i) {
-        journal->append(RecordType::command, 1, at_ms(i), std::to_string(t) + ":" + std::to_string(i),
+        journal->append(RecordType::command, 1, at_ms(i),
+                        std::to_string(t) + ":" + std::to_string(i),
                         [&](std::uint64_t, std::error_code ec) {
                           ++durable;
                           if (ec) ++errors;
@@ -325,10 +328,12 @@ TEST_CASE("A failed fsync fails the journal and nothing is reported durable afte
   fail_now = false;
   CHECK(journal->append(RecordType::command, 1, at_ms(10), "late", record) == 0);
   journal->flush();
-  for (int i = 0; i < 200 && [&] {
-         std::lock_guard lk(mu);
-         return results.size() < 11;
-       }(); ++i) {
+  for (int i = 0; i < 200 &&
+                  [&] {
+                    std::lock_guard lk(mu);
+                    return results.size() < 11;
+                  }();
+       ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   CHECK(sync_calls == calls_at_failure);
@@ -470,9 +475,8 @@ TEST_CASE("Compaction drops old location records and keeps every command") {
     journal.reset();
     journal = Journal::open(options);
     std::uint64_t commands = 0, locations = 0;
-    journal->replay(1, [&](const Record& r) {
-      (r.type == RecordType::command ? commands : locations)++;
-    });
+    journal->replay(
+        1, [&](const Record& r) { (r.type == RecordType::command ? commands : locations)++; });
     CHECK(commands == 42);
     CHECK(locations == 0);
   }

@@ -1,3 +1,7 @@
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -66,11 +70,36 @@ Pristine make_journal(std::size_t count, std::size_t segment_bytes, std::uint64_
   return p;
 }
 
-/// Writes `segments` as the whole journal of data directory `dir`, replacing what was there.
+/// Makes `segments` the whole journal of data directory `dir`. Files are rewritten in place
+/// rather than removed and created: on ext4 with online discard, freeing blocks costs
+/// milliseconds, which thousands of trials would feel.
 void install(const fs::path& dir, const std::vector<SegmentCopy>& segments) {
-  fs::remove_all(dir);
-  fs::create_directories(dir / "journal");
-  for (const auto& s : segments) write_file(dir / "journal" / s.name, s.bytes);
+  const fs::path journal = dir / "journal";
+  fs::create_directories(journal);
+  std::vector<std::string> wanted;
+  for (const auto& s : segments) wanted.push_back(s.name);
+  for (const auto& e : fs::directory_iterator(journal)) {
+    const auto name = e.path().filename().string();
+    if (name != "LOCK" && std::find(wanted.begin(), wanted.end(), name) == wanted.end()) {
+      fs::remove(e.path());
+    }
+  }
+  if (fs::exists(dir / "salvaged")) {
+    for (const auto& e : fs::directory_iterator(dir / "salvaged")) fs::remove(e.path());
+  }
+  for (const auto& s : segments) {
+    const fs::path path = journal / s.name;
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(::pwrite(fd, s.bytes.data(), s.bytes.size(), 0) ==
+            static_cast<ssize_t>(s.bytes.size()));
+    struct stat st {};
+    REQUIRE(::fstat(fd, &st) == 0);
+    if (static_cast<std::size_t>(st.st_size) != s.bytes.size()) {
+      REQUIRE(::ftruncate(fd, static_cast<off_t>(s.bytes.size())) == 0);
+    }
+    ::close(fd);
+  }
 }
 
 /// Opens, replays and closes; fails the test on any record that differs from the original.
@@ -116,8 +145,8 @@ TEST_CASE("Cutting the last segment at every byte of its last records keeps the 
            last.offsets[whole] + record_bytes(last.payload_sizes[whole]) <= cut) {
       ++whole;
     }
-    const std::size_t good_end = whole == 0 ? 0 : last.offsets[whole - 1] +
-                                                      record_bytes(last.payload_sizes[whole - 1]);
+    const std::size_t good_end =
+        whole == 0 ? 0 : last.offsets[whole - 1] + record_bytes(last.payload_sizes[whole - 1]);
     const std::uint64_t last_good = last.first_seq - 1 + whole;
 
     RecoveryReport report;
@@ -179,9 +208,9 @@ TEST_CASE("Damage before intact records refuses to start unless salvaging") {
   REQUIRE(p.segments.size() >= 3);
   TempDir dir("recovery-midlog");
   auto segments = p.segments;
-  std::uint64_t keep = 0;        // records salvage keeps
-  std::string message_part;      // something the refusal must mention
-  bool removes_later = false;    // salvage moves later segments away
+  std::uint64_t keep = 0;      // records salvage keeps
+  std::string message_part;    // something the refusal must mention
+  bool removes_later = false;  // salvage moves later segments away
 
   SECTION("a flipped bit in the middle of the last segment") {
     auto& s = segments.back();
@@ -205,7 +234,6 @@ TEST_CASE("Damage before intact records refuses to start unless salvaging") {
   }
   SECTION("a missing segment") {
     segments.erase(segments.begin() + 1);
-    keep = segments[1].first_seq - 1 - (p.segments[1].offsets.size());
     keep = p.segments[1].first_seq - 1;
     message_part = "but the one before ends at seq " + std::to_string(keep);
     removes_later = true;

@@ -25,9 +25,8 @@ class TempDir {
   explicit TempDir(const std::string& tag) {
     static std::atomic<unsigned> counter{0};
     const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path_ = fs::temp_directory_path() /
-            ("visitd-" + tag + "-" + std::to_string(::getpid()) + "-" +
-             std::to_string(counter++) + "-" + std::to_string(stamp));
+    path_ = fs::temp_directory_path() / ("visitd-" + tag + "-" + std::to_string(::getpid()) + "-" +
+                                         std::to_string(counter++) + "-" + std::to_string(stamp));
     fs::create_directories(path_);
   }
   ~TempDir() {

@@ -1,0 +1,964 @@
+#include "visitd/websocket/protocol.hpp"
+
+#include <algorithm>
+#include <boost/json/error.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <cassert>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "visitd/core/zone.hpp"
+#include "visitd/geo/geodesic.hpp"
+
+namespace visitd::websocket {
+namespace {
+
+namespace json = boost::json;
+using rota::kNoIndex;
+
+// ---------------------------------------------------------------------------------------
+// UTF-8
+
+/// The length of the well-formed UTF-8 sequence at the start of `s` (1 to 4), or 0 when the
+/// bytes there are not one (RFC 3629: no overlongs, no surrogates, nothing past U+10FFFF).
+std::size_t utf8_sequence(std::string_view s) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  const auto cont = [&](std::size_t i) { return i < s.size() && (byte(i) & 0xC0) == 0x80; };
+  const unsigned char b0 = byte(0);
+  if (b0 < 0x80) return 1;
+  if (b0 < 0xC2) return 0;
+  if (b0 < 0xE0) return cont(1) ? 1 + 1 : 0;
+  if (b0 < 0xF0) {
+    if (s.size() < 3 || !cont(1) || !cont(2)) return 0;
+    if (b0 == 0xE0 && byte(1) < 0xA0) return 0;   // overlong
+    if (b0 == 0xED && byte(1) >= 0xA0) return 0;  // a UTF-16 surrogate
+    return 3;
+  }
+  if (b0 < 0xF5) {
+    if (s.size() < 4 || !cont(1) || !cont(2) || !cont(3)) return 0;
+    if (b0 == 0xF0 && byte(1) < 0x90) return 0;   // overlong
+    if (b0 == 0xF4 && byte(1) >= 0x90) return 0;  // past U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+/// How many leading bytes of `s` are well-formed UTF-8.
+std::size_t utf8_valid_prefix(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const std::size_t n = utf8_sequence(s.substr(i));
+    if (n == 0) break;
+    i += n;
+  }
+  return i;
+}
+
+/// At most `max` bytes of `s`, cut on a character boundary, for quoting input in messages.
+std::string_view clip(std::string_view s, std::size_t max) {
+  if (s.size() <= max) return s;
+  std::size_t end = max;
+  while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
+  return s.substr(0, end);
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing
+
+void append_integer(std::string& out, std::int64_t value) {
+  std::array<char, 24> buffer{};
+  const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
+  out.append(buffer.data(), result.ptr);
+}
+
+void append_time(std::string& out, TimePoint t) {
+  out += '"';
+  out += format_rfc3339(t);  // digits, '-', ':', 'T', 'Z', '.': nothing to escape
+  out += '"';
+}
+
+/// Writes one JSON object member by member, placing the commas.
+class ObjectWriter {
+ public:
+  explicit ObjectWriter(std::string& out) : out_(out) { out_ += '{'; }
+  ObjectWriter(const ObjectWriter&) = delete;
+  ObjectWriter& operator=(const ObjectWriter&) = delete;
+
+  /// Writes `"name":` and returns the buffer for the value. Names are our own literals.
+  std::string& key(std::string_view name) {
+    out_ += first_ ? "\"" : ",\"";
+    first_ = false;
+    out_ += name;
+    out_ += "\":";
+    return out_;
+  }
+  void string(std::string_view name, std::string_view value) {
+    append_json_string(key(name), value);
+  }
+  /// A string, or null when empty.
+  void string_or_null(std::string_view name, std::string_view value) {
+    if (value.empty()) {
+      null(name);
+    } else {
+      string(name, value);
+    }
+  }
+  void number(std::string_view name, double value) { append_json_number(key(name), value); }
+  void integer(std::string_view name, std::int64_t value) { append_integer(key(name), value); }
+  void boolean(std::string_view name, bool value) { key(name) += value ? "true" : "false"; }
+  void null(std::string_view name) { key(name) += "null"; }
+  void time(std::string_view name, TimePoint t) { append_time(key(name), t); }
+  void time(std::string_view name, const std::optional<TimePoint>& t) {
+    if (t) {
+      time(name, *t);
+    } else {
+      null(name);
+    }
+  }
+  void end() { out_ += '}'; }
+
+ private:
+  std::string& out_;
+  bool first_ = true;
+};
+
+void append_flags(std::string& out, rota::Flags flags) {
+  out += '[';
+  bool first = true;
+  for (const std::string_view name : rota::flag_names(flags)) {
+    if (!first) out += ',';
+    first = false;
+    append_json_string(out, name);
+  }
+  out += ']';
+}
+
+void append_check_record(std::string& out, const rota::Engine& engine, const rota::CheckRecord& r,
+                         bool with_note) {
+  ObjectWriter o(out);
+  o.string("carer", engine.carer(r.carer).id);
+  o.time("at", r.at);
+  o.time("received_at", r.received_at);
+  if (r.fix) {
+    o.number("lat", r.fix->position.lat);
+    o.number("lon", r.fix->position.lon);
+    o.number("accuracy", r.fix->accuracy_m);
+  } else {
+    o.null("lat");
+    o.null("lon");
+    o.null("accuracy");
+  }
+  if (r.distance_m >= 0) {
+    // Decimetres: finer than any phone's fix, and what a person reads on the board.
+    o.number("distance_m", std::round(r.distance_m * 10) / 10);
+  } else {
+    o.null("distance_m");
+  }
+  o.string("method", rota::to_string(r.method));
+  if (with_note) o.string("note", r.note);
+  o.end();
+}
+
+template <class Index, class Write>
+void append_array(std::string& out, std::span<const Index> items, Write write) {
+  out += '[';
+  bool first = true;
+  for (const Index i : items) {
+    if (!first) out += ',';
+    first = false;
+    write(i);
+  }
+  out += ']';
+}
+
+// ---------------------------------------------------------------------------------------
+// Summaries
+
+std::string hhmm(const rota::Engine& engine, const rota::Visit& v, TimePoint t) {
+  return engine.branch(v.branch).zone.format_local(t, "%H:%M");
+}
+
+/// `12 min`, `1 h`, `1 h 30 min`.
+std::string minutes_text(Duration d) {
+  const auto minutes = std::chrono::duration_cast<std::chrono::minutes>(d).count();
+  if (minutes < 60) return std::to_string(minutes) + " min";
+  std::string text = std::to_string(minutes / 60) + " h";
+  if (minutes % 60 != 0) text += " " + std::to_string(minutes % 60) + " min";
+  return text;
+}
+
+/// `850 m`, `3.4 km`.
+std::string distance_text(double metres) {
+  if (metres < 1000) return std::to_string(std::lround(metres)) + " m";
+  std::array<char, 32> buffer{};
+  std::snprintf(buffer.data(), buffer.size(), "%.1f km", metres / 1000);
+  return buffer.data();
+}
+
+/// `; expected at 09:20 (traffic)` when the carer said they are running late.
+std::string eta_text(const rota::Engine& engine, const rota::Visit& v) {
+  if (!v.eta) return {};
+  std::string text = "; expected at " + hhmm(engine, v, *v.eta);
+  if (!v.eta_reason.empty()) text += " (" + v.eta_reason + ")";
+  return text;
+}
+
+std::string geofence_text(const rota::Engine& engine, const rota::Visit& v, const rota::Alert& a,
+                          const std::string& who, const std::string& client_name) {
+  const rota::Client& client = engine.client(v.client);
+  const rota::CheckRecord* record = nullptr;
+  for (const auto& r : v.check_ins) {
+    if (r.carer == a.carer) {
+      record = &r;
+      break;
+    }
+  }
+  // The alert covers a fix outside the geofence and a tag that is not the client's; say
+  // which one this carer's check-in showed.
+  bool outside = false;
+  if (record != nullptr && record->fix) {
+    const double radius = client.geofence_m.value_or(engine.thresholds(v).geofence_m);
+    outside =
+        geo::check_geofence(client.location, radius, record->fix->position, record->fix->accuracy_m)
+            .fence == geo::Fence::outside;
+  }
+  const bool tag = record != nullptr && (v.flags & rota::kTagMismatch) != 0 &&
+                   (record->method == rota::Method::nfc || record->method == rota::Method::qr);
+  const bool far = record != nullptr && record->distance_m >= 0 && (outside || !tag);
+  std::string text = who + " checked in ";
+  if (far) {
+    text += distance_text(record->distance_m) + " from " + client_name;
+    if (tag) text += ", with a tag that is not the client's";
+  } else if (tag) {
+    text += "at " + client_name + " with a tag that is not the client's";
+  } else {
+    text += "away from " + client_name;
+  }
+  return text;
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading client messages
+
+std::string_view kind_name(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::null:
+      return "null";
+    case json::kind::bool_:
+      return "a boolean";
+    case json::kind::int64:
+    case json::kind::uint64:
+    case json::kind::double_:
+      return "a number";
+    case json::kind::string:
+      return "a string";
+    case json::kind::array:
+      return "an array";
+    case json::kind::object:
+      return "an object";
+  }
+  return "a value";
+}
+
+Error bad_message(std::string message) { return Error{ErrorCode::bad_message, std::move(message)}; }
+
+/// "note must be a string of at most 4096 bytes", for a string field's faults.
+std::string string_rule(std::string_view name, std::size_t min, std::size_t max) {
+  std::string rule = std::string(name) + " must be a string";
+  if (max == std::numeric_limits<std::size_t>::max()) {
+    rule += " of at least " + std::to_string(min) + " byte" + (min == 1 ? "" : "s");
+  } else if (min == 0) {
+    rule += " of at most " + std::to_string(max) + " bytes";
+  } else {
+    rule += " of " + std::to_string(min) + " to " + std::to_string(max) + " bytes";
+  }
+  return rule;
+}
+
+/// Reads the fields of one message object. The first fault wins: once one is found, later
+/// reads return empty values and the caller reports that fault.
+class FieldReader {
+ public:
+  /// Sorts the object's members into the fields of the protocol in one pass; the rest are
+  /// ignored. (One pass, rather than a lookup in the object per field read: a message's
+  /// fields are read a dozen times and the lookups showed in profiles.)
+  explicit FieldReader(const json::object& object) {
+    for (const auto& member : object) {
+      if (member.value().is_null()) continue;  // null means "not given"
+      const std::string_view key = member.key();
+      for (std::size_t i = 0; i < kFields.size(); ++i) {
+        if (key == kFields[i]) {
+          fields_[i] = &member.value();
+          break;
+        }
+      }
+    }
+  }
+
+  bool failed() const { return fault_.has_value(); }
+  Error fault() const { return *fault_; }
+
+  /// The field, or nullptr when it is absent or null (both mean "not given").
+  const json::value* find(std::string_view name) const {
+    for (std::size_t i = 0; i < kFields.size(); ++i) {
+      if (name == kFields[i]) return fields_[i];
+    }
+    assert(false && "a field the protocol does not define");
+    return nullptr;
+  }
+  bool has(std::string_view name) const { return find(name) != nullptr; }
+
+  void fail(std::string message) {
+    if (!fault_) fault_ = bad_message(std::move(message));
+  }
+
+  /// A string of min..max bytes; "" when absent (a fault too when required).
+  std::string text(std::string_view name, std::size_t min, std::size_t max, bool required,
+                   std::string_view missing = {}) {
+    if (failed()) return {};
+    const json::value* v = find(name);
+    if (v == nullptr) {
+      if (required)
+        fail(missing.empty() ? std::string(name) + " is missing" : std::string(missing));
+      return {};
+    }
+    if (!v->is_string()) {
+      fail(string_rule(name, min, max) + ", not " + std::string(kind_name(*v)));
+      return {};
+    }
+    const json::string& s = v->get_string();
+    if (s.size() < min || s.size() > max) {
+      fail(string_rule(name, min, max) + "; it has " + std::to_string(s.size()));
+      return {};
+    }
+    return std::string(s);
+  }
+
+  std::optional<TimePoint> time(std::string_view name) {
+    if (failed()) return std::nullopt;
+    const json::value* v = find(name);
+    if (v == nullptr) {
+      fail(std::string(name) + " is missing");
+      return std::nullopt;
+    }
+    const auto rule = [&] {
+      return std::string(name) +
+             " must be an RFC 3339 time with an offset, e.g. 2026-11-23T09:02:10Z";
+    };
+    if (!v->is_string()) {
+      fail(rule() + ", not " + std::string(kind_name(*v)));
+      return std::nullopt;
+    }
+    const auto t = parse_rfc3339(v->get_string());
+    if (!t) fail(rule());
+    return t;
+  }
+
+  /// A finite number in [min, max]. Integers are numbers too. JSON has no NaN; a literal
+  /// too large for a double (1e400) reads as infinite and is out of range.
+  double number(std::string_view name, double min, double max, std::string_view rule) {
+    if (failed()) return 0;
+    const json::value* v = find(name);
+    if (v == nullptr) {
+      fail(std::string(name) + " is missing");
+      return 0;
+    }
+    double d = 0;
+    if (v->is_double()) {
+      d = v->get_double();
+    } else if (v->is_int64()) {
+      d = static_cast<double>(v->get_int64());
+    } else if (v->is_uint64()) {
+      d = static_cast<double>(v->get_uint64());
+    } else {
+      fail(std::string(rule) + ", not " + std::string(kind_name(*v)));
+      return 0;
+    }
+    if (!std::isfinite(d) || d < min || d > max) fail(std::string(rule));
+    return d;
+  }
+
+  rota::Method method() {
+    if (failed()) return rota::Method::gps;
+    const json::value* v = find("method");
+    if (v == nullptr) return rota::Method::gps;  // what phones without NFC or QR send
+    const auto m = v->is_string() ? rota::method_from_string(v->get_string()) : std::nullopt;
+    if (!m) fail("method must be one of gps, nfc, qr, manual");
+    return m.value_or(rota::Method::gps);
+  }
+
+  /// lat, lon and accuracy: all three or none. `needed_by` says who requires them
+  /// ("method gps"), or is empty when they are optional.
+  std::optional<rota::Fix> fix(std::string_view needed_by) {
+    if (failed()) return std::nullopt;
+    static constexpr std::array<std::string_view, 3> kNames = {"lat", "lon", "accuracy"};
+    std::size_t given = 0;
+    std::string_view absent;
+    for (const auto name : kNames) {
+      if (has(name)) {
+        ++given;
+      } else if (absent.empty()) {
+        absent = name;
+      }
+    }
+    if (given == 0 && needed_by.empty()) return std::nullopt;
+    if (given == 0) {
+      fail("lat is missing: " + std::string(needed_by) + " needs lat, lon and accuracy");
+      return std::nullopt;
+    }
+    if (given < kNames.size()) {
+      fail(std::string(absent) + " is missing: lat, lon and accuracy go together");
+      return std::nullopt;
+    }
+    rota::Fix f;
+    f.position.lat = number("lat", -90, 90, "lat must be a number between -90 and 90");
+    f.position.lon = number("lon", -180, 180, "lon must be a number between -180 and 180");
+    f.accuracy_m = number("accuracy", 0, kMaxAccuracyM,
+                          "accuracy must be a number of metres from 0 to 100000");
+    if (failed()) return std::nullopt;
+    return f;
+  }
+
+ private:
+  /// Every field a client message of any type may have.
+  static constexpr std::array<std::string_view, 14> kFields = {
+      "type",   "id",  "visit", "at",  "lat",    "lon",   "accuracy",
+      "method", "tag", "note",  "eta", "reason", "token", "alert"};
+
+  std::array<const json::value*, kFields.size()> fields_{};
+  std::optional<Error> fault_;
+};
+
+std::string event_id(FieldReader& r) { return r.text("id", 1, kMaxEventIdBytes, true); }
+std::string visit_id(FieldReader& r) { return r.text("visit", 1, kMaxVisitIdBytes, true); }
+
+/// The presence proof shared by check-in and check-out: method, fix, tag.
+struct Presence {
+  rota::Method method = rota::Method::gps;
+  std::optional<rota::Fix> fix;
+  std::string tag;
+};
+
+Presence presence(FieldReader& r) {
+  Presence p;
+  p.method = r.method();
+  const bool by_tag = p.method == rota::Method::nfc || p.method == rota::Method::qr;
+  const std::string needed_by = by_tag ? "" : "method " + std::string(rota::to_string(p.method));
+  p.fix = r.fix(needed_by);
+  if (by_tag) {
+    p.tag = r.text("tag", 1, kMaxTagBytes, true,
+                   "tag is missing: method " + std::string(rota::to_string(p.method)) +
+                       " needs the tag read at the door");
+  } else {
+    p.tag = r.text("tag", 0, kMaxTagBytes, false);
+  }
+  return p;
+}
+
+Result<Message> finish(FieldReader& r, rota::Command command) {
+  if (r.failed()) return r.fault();
+  return Message{std::move(command)};
+}
+
+Result<Message> read_check_in(FieldReader& r, std::string_view carer) {
+  rota::CheckIn c;
+  c.event_id = event_id(r);
+  c.carer = std::string(carer);
+  c.visit = visit_id(r);
+  const auto at = r.time("at");
+  Presence p = presence(r);
+  if (r.failed()) return r.fault();
+  c.at = *at;
+  c.fix = p.fix;
+  c.method = p.method;
+  c.tag = std::move(p.tag);
+  return finish(r, std::move(c));
+}
+
+Result<Message> read_check_out(FieldReader& r, std::string_view carer) {
+  rota::CheckOut c;
+  c.event_id = event_id(r);
+  c.carer = std::string(carer);
+  c.visit = visit_id(r);
+  const auto at = r.time("at");
+  Presence p = presence(r);
+  c.note = r.text("note", 0, kMaxNoteBytes, false);
+  if (r.failed()) return r.fault();
+  c.at = *at;
+  c.fix = p.fix;
+  c.method = p.method;
+  c.tag = std::move(p.tag);
+  return finish(r, std::move(c));
+}
+
+Result<Message> read_location(FieldReader& r, std::string_view carer) {
+  rota::LocationPing c;
+  c.event_id = event_id(r);
+  c.carer = std::string(carer);
+  const auto at = r.time("at");
+  const auto fix = r.fix("a location ping");
+  if (r.failed()) return r.fault();
+  c.at = *at;
+  c.fix = *fix;
+  return finish(r, std::move(c));
+}
+
+Result<Message> read_running_late(FieldReader& r, std::string_view carer) {
+  rota::RunningLate c;
+  c.event_id = event_id(r);
+  c.carer = std::string(carer);
+  c.visit = visit_id(r);
+  const auto eta = r.time("eta");
+  c.reason = r.text("reason", 0, kMaxReasonBytes, false);
+  if (r.failed()) return r.fault();
+  c.eta = *eta;
+  return finish(r, std::move(c));
+}
+
+template <class AlertCommand>
+Result<Message> read_alert_command(FieldReader& r, std::string_view user) {
+  AlertCommand c;
+  c.alert = r.text("alert", 1, kMaxAlertIdBytes, true);
+  c.by = std::string(user);
+  c.note = r.text("note", 0, kMaxNoteBytes, false);
+  return finish(r, std::move(c));
+}
+
+Result<Message> read_auth(FieldReader& r) {
+  AuthMessage m;
+  m.token = r.text("token", 1, std::numeric_limits<std::size_t>::max(), true);
+  if (r.failed()) return r.fault();
+  return Message{std::move(m)};
+}
+
+json::parse_options parse_options() {
+  json::parse_options options;
+  options.max_depth = kMaxDepth;
+  // Strict JSON: no comments, no trailing commas, UTF-8 only (the defaults, said aloud).
+  options.allow_comments = false;
+  options.allow_trailing_commas = false;
+  options.allow_invalid_utf8 = false;
+  return options;
+}
+
+Error bad_json(std::string message) { return Error{ErrorCode::bad_json, std::move(message)}; }
+
+Error parse_failure(std::string_view text, json::error_code ec, std::size_t at) {
+  const std::size_t valid = utf8_valid_prefix(text);
+  if (valid < text.size() && valid <= at) {
+    return bad_json("the message is not valid UTF-8 (byte " + std::to_string(valid) + ")");
+  }
+  if (ec == json::error::too_deep) {
+    return bad_json("the message is nested more than " + std::to_string(kMaxDepth) +
+                    " levels deep");
+  }
+  return bad_json("the message is not valid JSON: " + ec.message() + " at byte " +
+                  std::to_string(at));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// MessageParser
+
+std::string_view to_string(Channel channel) {
+  return channel == Channel::carer ? "/ws/carer" : "/ws/board";
+}
+
+MessageParser::MessageParser(Channel channel)
+    : document_buffer_{},
+      stack_buffer_{},
+      parser_(json::storage_ptr(), parse_options(), stack_buffer_.data(), stack_buffer_.size()),
+      channel_(channel) {}
+
+Parsed MessageParser::parse(std::string_view text, std::string_view user) {
+  // The previous document is gone (each parse destroys its own); the parser lets go of any
+  // half-built one before its memory goes too.
+  parser_.reset();
+  document_memory_.emplace(document_buffer_.data(), document_buffer_.size());
+  parser_.reset(json::storage_ptr(&*document_memory_));
+  json::error_code ec;
+  const std::size_t used = parser_.write(text.data(), text.size(), ec);
+  if (ec) return Parsed{parse_failure(text, ec, used), std::nullopt};
+  const json::value document = parser_.release();
+
+  if (!document.is_object()) {
+    return Parsed{
+        bad_json("the message must be a JSON object, not " + std::string(kind_name(document))),
+        std::nullopt};
+  }
+
+  // Fields a message does not define are ignored rather than refused: a phone app released
+  // with a newer field must still be able to talk to an older daemon.
+  FieldReader reader(document.get_object());
+
+  std::optional<std::string> id;
+  if (const json::value* v = reader.find("id"); v != nullptr && v->is_string()) {
+    const json::string& s = v->get_string();
+    if (!s.empty() && s.size() <= kMaxEventIdBytes) id.emplace(s);
+  }
+
+  const json::value* type = reader.find("type");
+  if (type == nullptr) {
+    return Parsed{bad_message("type is missing"), std::move(id)};
+  }
+  if (!type->is_string()) {
+    return Parsed{bad_message("type must be a string, not " + std::string(kind_name(*type))),
+                  std::move(id)};
+  }
+  const std::string_view name = type->get_string();
+
+  std::optional<Result<Message>> message;
+  if (name == "auth") {
+    message = read_auth(reader);
+  } else if (channel_ == Channel::carer) {
+    if (name == "check_in") {
+      message = read_check_in(reader, user);
+    } else if (name == "check_out") {
+      message = read_check_out(reader, user);
+    } else if (name == "location") {
+      message = read_location(reader, user);
+    } else if (name == "running_late") {
+      message = read_running_late(reader, user);
+    }
+  } else {
+    if (name == "ack_alert") {
+      message = read_alert_command<rota::AckAlert>(reader, user);
+    } else if (name == "resolve_alert") {
+      message = read_alert_command<rota::ResolveAlert>(reader, user);
+    }
+  }
+  if (!message) {
+    std::string m = "unknown message type \"";
+    m += clip(name, 64);
+    m += "\"; ";
+    m += to_string(channel_);
+    m += channel_ == Channel::carer ? " takes auth, check_in, check_out, location, running_late"
+                                    : " takes auth, ack_alert, resolve_alert";
+    return Parsed{Error{ErrorCode::unknown_type, std::move(m)}, std::move(id)};
+  }
+  return Parsed{std::move(*message), std::move(id)};
+}
+
+// ---------------------------------------------------------------------------------------
+// Building blocks
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  std::size_t i = 0;
+  while (i < s.size()) {
+    // Copy the longest run that needs no escaping in one go.
+    std::size_t run = i;
+    while (run < s.size()) {
+      const auto c = static_cast<unsigned char>(s[run]);
+      if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) break;
+      ++run;
+    }
+    out.append(s.data() + i, run - i);
+    i = run;
+    if (i == s.size()) break;
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      const std::size_t n = utf8_sequence(s.substr(i));
+      if (n == 0) {
+        out += "\\ufffd";
+        ++i;
+      } else {
+        out.append(s.data() + i, n);
+        i += n;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 0xF];
+        break;
+    }
+    ++i;
+  }
+  out += '"';
+}
+
+void append_json_number(std::string& out, double value) {
+  if (!std::isfinite(value)) {
+    out += "null";
+    return;
+  }
+  std::array<char, 32> buffer{};
+  // Shortest text that reads back as the same double: 51.5014, not 51.501399999999997.
+  const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
+  out.append(buffer.data(), result.ptr);
+}
+
+// ---------------------------------------------------------------------------------------
+// Server messages
+
+void append_ack(std::string& out, std::string_view event_id, const rota::Reply& reply,
+                const rota::Engine& engine) {
+  assert(reply.status == rota::Status::accepted || reply.status == rota::Status::duplicate);
+  ObjectWriter o(out);
+  o.string("type", "ack");
+  o.string("id", event_id);
+  o.string("status", reply.status == rota::Status::duplicate ? "duplicate" : "accepted");
+  if (reply.visit != kNoIndex) {
+    o.string("visit", engine.visit(reply.visit).id);
+    o.string("state", rota::to_string(reply.state));
+    append_flags(o.key("flags"), reply.flags);
+  } else {
+    o.null("visit");
+    o.null("state");
+    o.key("flags") += "[]";
+  }
+  o.end();
+}
+
+void append_error(std::string& out, std::optional<std::string_view> id, const Error& error) {
+  ObjectWriter o(out);
+  o.string("type", "error");
+  if (id) {
+    o.string("id", *id);
+  } else {
+    o.null("id");
+  }
+  o.string("code", to_string(error.code));
+  o.string("message", error.message);
+  o.end();
+}
+
+void append_visit(std::string& out, const rota::Engine& engine, rota::VisitIndex index) {
+  const rota::Visit& v = engine.visit(index);
+  const rota::Client& client = engine.client(v.client);
+  ObjectWriter o(out);
+  o.string("id", v.id);
+  o.string("branch", engine.branch(v.branch).id);
+  {
+    ObjectWriter c(o.key("client"));
+    c.string("id", client.id);
+    c.string("name", client.name);
+    c.number("lat", client.location.lat);
+    c.number("lon", client.location.lon);
+    c.end();
+  }
+  append_array(o.key("carers"), std::span<const rota::CarerIndex>(v.carers),
+               [&](rota::CarerIndex c) { append_json_string(out, engine.carer(c).id); });
+  o.time("start", v.start);
+  o.time("end", v.end);
+  o.string("type", v.type);
+  o.boolean("time_critical", v.time_critical);
+  o.string("state", rota::to_string(v.state));
+  append_flags(o.key("flags"), v.flags);
+  for (const bool outs : {false, true}) {
+    const auto& records = outs ? v.check_outs : v.check_ins;
+    std::string& a = o.key(outs ? "check_outs" : "check_ins");
+    a += '[';
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      if (i != 0) a += ',';
+      append_check_record(a, engine, records[i], outs);
+    }
+    a += ']';
+  }
+  o.integer("late_by_s", v.late_by_s);
+  o.string("notes", v.notes);
+  o.time("eta", v.eta);
+  o.string("eta_reason", v.eta_reason);
+  o.string("cancel_reason", v.cancel_reason);
+  o.end();
+}
+
+void append_alert(std::string& out, const rota::Engine& engine, rota::AlertIndex index) {
+  const rota::Alert& a = engine.alert(index);
+  const rota::Visit& v = engine.visit(a.visit);
+  ObjectWriter o(out);
+  o.string("id", a.id());
+  o.string("key", a.key(v.id));
+  o.string("kind", rota::to_string(a.kind));
+  o.string("severity", rota::to_string(a.severity));
+  o.string("state", rota::to_string(a.state));
+  o.string("visit", v.id);
+  o.string("branch", engine.branch(v.branch).id);
+  if (a.carer != kNoIndex) {
+    o.string("carer", engine.carer(a.carer).id);
+  } else {
+    o.null("carer");
+  }
+  o.string("client", engine.client(v.client).id);
+  o.time("raised_at", a.raised_at);
+  o.time("updated_at", a.updated_at);
+  o.string_or_null("acked_by", a.acked_by);
+  o.time("acked_at", a.acked_at);
+  o.time("resolved_at", a.resolved_at);
+  if (a.resolution != rota::Resolution::none) {
+    o.string("resolution", rota::to_string(a.resolution));
+  } else {
+    o.null("resolution");
+  }
+  o.integer("escalation_level", a.escalation_level);
+  o.integer("seq", a.seq);
+  o.string("summary", alert_summary(engine, a));
+  o.end();
+}
+
+std::string alert_summary(const rota::Engine& engine, const rota::Alert& a) {
+  const rota::Visit& v = engine.visit(a.visit);
+  const std::string& client = engine.client(v.client).name;
+  const std::string who = a.carer != kNoIndex ? engine.carer(a.carer).id : "the carer";
+  const std::string due = "(due " + hhmm(engine, v, v.start) + ")";
+  // The engine measures the end phase from the first check-in, not from the planned end.
+  const TimePoint finish = v.check_ins.empty() ? v.end : v.check_ins.front().at + v.planned();
+  const std::string due_to_finish = "(due to finish " + hhmm(engine, v, finish) + ")";
+  switch (a.kind) {
+    case rota::AlertKind::at_risk:
+      return who + " may not reach " + client + " in time " + due + eta_text(engine, v);
+    case rota::AlertKind::late:
+      return who + " has not checked in at " + client + " " + due + eta_text(engine, v);
+    case rota::AlertKind::missed:
+      return who + " has not checked in at " + client + " " + due + ": the visit is missed" +
+             eta_text(engine, v);
+    case rota::AlertKind::overrunning:
+      return who + " is still at " + client + " " + due_to_finish;
+    case rota::AlertKind::no_checkout:
+      return who + " has not checked out at " + client + " " + due_to_finish;
+    case rota::AlertKind::short_visit: {
+      Duration worked{0};
+      if (!v.check_ins.empty() && !v.check_outs.empty()) {
+        TimePoint first = v.check_ins.front().at;
+        for (const auto& r : v.check_ins) first = std::min(first, r.at);
+        TimePoint last = first;
+        for (const auto& r : v.check_outs) last = std::max(last, r.at);
+        worked = last - first;
+      }
+      return who + " was at " + client + " for " + minutes_text(worked) + " of the planned " +
+             minutes_text(v.planned());
+    }
+    case rota::AlertKind::outside_geofence:
+      return geofence_text(engine, v, a, who, client);
+    case rota::AlertKind::double_up_incomplete:
+      return who + " has not joined the double-up at " + client + " " + due;
+  }
+  return who + " at " + client + " " + due;
+}
+
+std::vector<rota::VisitIndex> carer_rota(const rota::Engine& engine, rota::CarerIndex carer,
+                                         TimePoint from, TimePoint to) {
+  std::vector<rota::VisitIndex> visits;
+  for (const rota::VisitIndex i : engine.carer(carer).visits) {
+    const rota::Visit& v = engine.visit(i);
+    if (v.assigned(carer) && v.state != rota::VisitState::cancelled && v.end > from &&
+        v.start < to) {
+      visits.push_back(i);
+    }
+  }
+  return visits;
+}
+
+void append_rota(std::string& out, const rota::Engine& engine,
+                 std::span<const rota::VisitIndex> visits) {
+  ObjectWriter o(out);
+  o.string("type", "rota");
+  append_array(o.key("visits"), visits, [&](rota::VisitIndex i) { append_visit(out, engine, i); });
+  o.end();
+}
+
+void append_snapshot(std::string& out, const rota::Engine& engine, TimePoint server_time,
+                     std::span<const rota::VisitIndex> visits,
+                     std::span<const rota::AlertIndex> alerts) {
+  ObjectWriter o(out);
+  o.string("type", "snapshot");
+  o.time("server_time", server_time);
+  append_array(o.key("visits"), visits, [&](rota::VisitIndex i) { append_visit(out, engine, i); });
+  append_array(o.key("alerts"), alerts, [&](rota::AlertIndex i) { append_alert(out, engine, i); });
+  o.end();
+}
+
+void append_visit_message(std::string& out, const rota::Engine& engine, rota::VisitIndex visit) {
+  ObjectWriter o(out);
+  o.string("type", "visit");
+  append_visit(o.key("visit"), engine, visit);
+  o.end();
+}
+
+void append_alert_message(std::string& out, const rota::Engine& engine, rota::AlertIndex alert) {
+  ObjectWriter o(out);
+  o.string("type", "alert");
+  append_alert(o.key("alert"), engine, alert);
+  o.end();
+}
+
+void append_ok(std::string& out, std::string_view ref) {
+  ObjectWriter o(out);
+  o.string("type", "ok");
+  o.string("ref", ref);
+  o.end();
+}
+
+void append_carer_message(std::string& out, std::string_view from, std::string_view text) {
+  ObjectWriter o(out);
+  o.string("type", "message");
+  o.string("from", from);
+  o.string("text", text);
+  o.end();
+}
+
+void append_visit_list(std::string& out, const rota::Engine& engine,
+                       std::span<const rota::VisitIndex> visits) {
+  ObjectWriter o(out);
+  append_array(o.key("visits"), visits, [&](rota::VisitIndex i) { append_visit(out, engine, i); });
+  o.end();
+}
+
+void append_alert_list(std::string& out, const rota::Engine& engine,
+                       std::span<const rota::AlertIndex> alerts) {
+  ObjectWriter o(out);
+  append_array(o.key("alerts"), alerts, [&](rota::AlertIndex i) { append_alert(out, engine, i); });
+  o.end();
+}
+
+void append_http_error(std::string& out, const Error& error,
+                       std::span<const rota::ImportIssue> details) {
+  ObjectWriter o(out);
+  ObjectWriter e(o.key("error"));
+  e.string("code", to_string(error.code));
+  e.string("message", error.message);
+  std::string& d = e.key("details");
+  d += '[';
+  for (std::size_t i = 0; i < details.size(); ++i) {
+    if (i != 0) d += ',';
+    ObjectWriter issue(d);
+    issue.integer("line", details[i].line);
+    issue.string("field", details[i].field);
+    issue.string("message", details[i].message);
+    issue.end();
+  }
+  d += ']';
+  e.end();
+  o.end();
+}
+
+}  // namespace visitd::websocket

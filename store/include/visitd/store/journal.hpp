@@ -5,6 +5,7 @@
 //
 // On disk: DIR/journal/<first-seq, 20 digits>.seg segment files of records
 //   [u32 length][u32 crc32c][u8 type][u8 version][u16 reserved][u64 seq][i64 time_ms][payload]
+// (length = payload bytes; a record counts only when all of its padded bytes are present)
 // 8-byte aligned (zero padding), crc32c over everything after the crc field; the directory is
 // fsync'd when a segment is created or removed. Snapshots are DIR/snapshots/<seq>.snap,
 // written atomically (temp file, fsync, rename, fsync dir).
@@ -23,8 +24,10 @@
 // start unless `salvage`: then what precedes the damage is kept and the rest is moved to
 // DIR/salvaged/. A write that reached the disk out of order (a later page without an earlier
 // one, possible on power loss) therefore needs salvage too: the journal cannot tell it from
-// corruption. Leftover *.tmp files, and a .seg that a finished compaction had replaced, are
-// removed. DIR/journal/LOCK is flock'ed so that only one Journal uses a directory.
+// corruption. If salvage leaves the journal ending before the newest valid snapshot, the
+// journal continues after the snapshot's seq (an empty .cseg records the gap), so that no seq
+// is ever used twice. Leftover *.tmp files, and a .seg that a finished compaction had
+// replaced, are removed. DIR/journal/LOCK is flock'ed so that one Journal uses a directory.
 //
 // Thread-safety: append() may be called from any thread; callbacks run on the flusher thread,
 // in seq order, and must not throw or call flush(). replay(), latest_snapshot() and compact()
