@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <limits>
 
+#include "visitd/core/json_kind.hpp"
 #include "visitd/core/zone.hpp"
 #include "visitd/geo/geodesic.hpp"
 
@@ -243,31 +244,62 @@ std::string geofence_text(const rota::Engine& engine, const rota::Visit& v, cons
 // ---------------------------------------------------------------------------------------
 // Reading client messages
 
-std::string_view kind_name(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::null:
-      return "null";
-    case json::kind::bool_:
-      return "a boolean";
-    case json::kind::int64:
-    case json::kind::uint64:
-    case json::kind::double_:
-      return "a number";
-    case json::kind::string:
-      return "a string";
-    case json::kind::array:
-      return "an array";
-    case json::kind::object:
-      return "an object";
-  }
-  return "a value";
-}
-
 Error bad_message(std::string message) { return Error{ErrorCode::bad_message, std::move(message)}; }
 
+/// Every field a client message of any type may have.
+enum class Field : std::uint8_t {
+  type,
+  id,
+  visit,
+  at,
+  lat,
+  lon,
+  accuracy,
+  method,
+  tag,
+  note,
+  eta,
+  reason,
+  token,
+  alert,
+};
+constexpr std::array<std::string_view, 14> kFieldNames = {
+    "type",   "id",  "visit", "at",  "lat",    "lon",   "accuracy",
+    "method", "tag", "note",  "eta", "reason", "token", "alert"};
+static_assert(kFieldNames.size() == std::size_t(Field::alert) + 1);
+
+std::string name_of(Field f) { return std::string(kFieldNames[std::size_t(f)]); }
+
+/// The field a member's key names, if the protocol defines it. By length first: most keys
+/// are then decided by one comparison.
+std::optional<Field> field_named(std::string_view key) {
+  const auto among = [&](std::initializer_list<Field> candidates) -> std::optional<Field> {
+    for (const Field f : candidates) {
+      if (key == kFieldNames[std::size_t(f)]) return f;
+    }
+    return std::nullopt;
+  };
+  switch (key.size()) {
+    case 2:
+      return among({Field::id, Field::at});
+    case 3:
+      return among({Field::lat, Field::lon, Field::tag, Field::eta});
+    case 4:
+      return among({Field::type, Field::note});
+    case 5:
+      return among({Field::visit, Field::token, Field::alert});
+    case 6:
+      return among({Field::method, Field::reason});
+    case 8:
+      return among({Field::accuracy});
+    default:
+      return std::nullopt;
+  }
+}
+
 /// "note must be a string of at most 4096 bytes", for a string field's faults.
-std::string string_rule(std::string_view name, std::size_t min, std::size_t max) {
-  std::string rule = std::string(name) + " must be a string";
+std::string string_rule(Field name, std::size_t min, std::size_t max) {
+  std::string rule = name_of(name) + " must be a string";
   if (max == std::numeric_limits<std::size_t>::max()) {
     rule += " of at least " + std::to_string(min) + " byte" + (min == 1 ? "" : "s");
   } else if (min == 0) {
@@ -288,45 +320,32 @@ class FieldReader {
   explicit FieldReader(const json::object& object) {
     for (const auto& member : object) {
       if (member.value().is_null()) continue;  // null means "not given"
-      const std::string_view key = member.key();
-      for (std::size_t i = 0; i < kFields.size(); ++i) {
-        if (key == kFields[i]) {
-          fields_[i] = &member.value();
-          break;
-        }
-      }
+      if (const auto f = field_named(member.key())) fields_[std::size_t(*f)] = &member.value();
     }
   }
 
-  bool failed() const { return fault_.has_value(); }
-  Error fault() const { return *fault_; }
+  [[nodiscard]] bool failed() const { return fault_.has_value(); }
+  [[nodiscard]] Error fault() const { return *fault_; }
 
   /// The field, or nullptr when it is absent or null (both mean "not given").
-  const json::value* find(std::string_view name) const {
-    for (std::size_t i = 0; i < kFields.size(); ++i) {
-      if (name == kFields[i]) return fields_[i];
-    }
-    assert(false && "a field the protocol does not define");
-    return nullptr;
-  }
-  bool has(std::string_view name) const { return find(name) != nullptr; }
+  [[nodiscard]] const json::value* find(Field f) const { return fields_[std::size_t(f)]; }
+  [[nodiscard]] bool has(Field f) const { return find(f) != nullptr; }
 
   void fail(std::string message) {
     if (!fault_) fault_ = bad_message(std::move(message));
   }
 
   /// A string of min..max bytes; "" when absent (a fault too when required).
-  std::string text(std::string_view name, std::size_t min, std::size_t max, bool required,
+  std::string text(Field name, std::size_t min, std::size_t max, bool required,
                    std::string_view missing = {}) {
     if (failed()) return {};
     const json::value* v = find(name);
     if (v == nullptr) {
-      if (required)
-        fail(missing.empty() ? std::string(name) + " is missing" : std::string(missing));
+      if (required) fail(missing.empty() ? name_of(name) + " is missing" : std::string(missing));
       return {};
     }
     if (!v->is_string()) {
-      fail(string_rule(name, min, max) + ", not " + std::string(kind_name(*v)));
+      fail(string_rule(name, min, max) + ", not " + std::string(json_kind(*v)));
       return {};
     }
     const json::string& s = v->get_string();
@@ -337,19 +356,18 @@ class FieldReader {
     return std::string(s);
   }
 
-  std::optional<TimePoint> time(std::string_view name) {
+  std::optional<TimePoint> time(Field name) {
     if (failed()) return std::nullopt;
     const json::value* v = find(name);
     if (v == nullptr) {
-      fail(std::string(name) + " is missing");
+      fail(name_of(name) + " is missing");
       return std::nullopt;
     }
     const auto rule = [&] {
-      return std::string(name) +
-             " must be an RFC 3339 time with an offset, e.g. 2026-11-23T09:02:10Z";
+      return name_of(name) + " must be an RFC 3339 time with an offset, e.g. 2026-11-23T09:02:10Z";
     };
     if (!v->is_string()) {
-      fail(rule() + ", not " + std::string(kind_name(*v)));
+      fail(rule() + ", not " + std::string(json_kind(*v)));
       return std::nullopt;
     }
     const auto t = parse_rfc3339(v->get_string());
@@ -359,11 +377,11 @@ class FieldReader {
 
   /// A finite number in [min, max]. Integers are numbers too. JSON has no NaN; a literal
   /// too large for a double (1e400) reads as infinite and is out of range.
-  double number(std::string_view name, double min, double max, std::string_view rule) {
+  double number(Field name, double min, double max, std::string_view rule) {
     if (failed()) return 0;
     const json::value* v = find(name);
     if (v == nullptr) {
-      fail(std::string(name) + " is missing");
+      fail(name_of(name) + " is missing");
       return 0;
     }
     double d = 0;
@@ -374,7 +392,7 @@ class FieldReader {
     } else if (v->is_uint64()) {
       d = static_cast<double>(v->get_uint64());
     } else {
-      fail(std::string(rule) + ", not " + std::string(kind_name(*v)));
+      fail(std::string(rule) + ", not " + std::string(json_kind(*v)));
       return 0;
     }
     if (!std::isfinite(d) || d < min || d > max) fail(std::string(rule));
@@ -383,7 +401,7 @@ class FieldReader {
 
   rota::Method method() {
     if (failed()) return rota::Method::gps;
-    const json::value* v = find("method");
+    const json::value* v = find(Field::method);
     if (v == nullptr) return rota::Method::gps;  // what phones without NFC or QR send
     const auto m = v->is_string() ? rota::method_from_string(v->get_string()) : std::nullopt;
     if (!m) fail("method must be one of gps, nfc, qr, manual");
@@ -394,14 +412,14 @@ class FieldReader {
   /// ("method gps"), or is empty when they are optional.
   std::optional<rota::Fix> fix(std::string_view needed_by) {
     if (failed()) return std::nullopt;
-    static constexpr std::array<std::string_view, 3> kNames = {"lat", "lon", "accuracy"};
+    static constexpr std::array<Field, 3> kParts = {Field::lat, Field::lon, Field::accuracy};
     std::size_t given = 0;
-    std::string_view absent;
-    for (const auto name : kNames) {
-      if (has(name)) {
+    std::optional<Field> absent;
+    for (const Field part : kParts) {
+      if (has(part)) {
         ++given;
-      } else if (absent.empty()) {
-        absent = name;
+      } else if (!absent) {
+        absent = part;
       }
     }
     if (given == 0 && needed_by.empty()) return std::nullopt;
@@ -409,31 +427,26 @@ class FieldReader {
       fail("lat is missing: " + std::string(needed_by) + " needs lat, lon and accuracy");
       return std::nullopt;
     }
-    if (given < kNames.size()) {
-      fail(std::string(absent) + " is missing: lat, lon and accuracy go together");
+    if (given < kParts.size()) {
+      fail(name_of(*absent) + " is missing: lat, lon and accuracy go together");
       return std::nullopt;
     }
     rota::Fix f;
-    f.position.lat = number("lat", -90, 90, "lat must be a number between -90 and 90");
-    f.position.lon = number("lon", -180, 180, "lon must be a number between -180 and 180");
-    f.accuracy_m = number("accuracy", 0, kMaxAccuracyM,
+    f.position.lat = number(Field::lat, -90, 90, "lat must be a number between -90 and 90");
+    f.position.lon = number(Field::lon, -180, 180, "lon must be a number between -180 and 180");
+    f.accuracy_m = number(Field::accuracy, 0, kMaxAccuracyM,
                           "accuracy must be a number of metres from 0 to 100000");
     if (failed()) return std::nullopt;
     return f;
   }
 
  private:
-  /// Every field a client message of any type may have.
-  static constexpr std::array<std::string_view, 14> kFields = {
-      "type",   "id",  "visit", "at",  "lat",    "lon",   "accuracy",
-      "method", "tag", "note",  "eta", "reason", "token", "alert"};
-
-  std::array<const json::value*, kFields.size()> fields_{};
+  std::array<const json::value*, kFieldNames.size()> fields_{};
   std::optional<Error> fault_;
 };
 
-std::string event_id(FieldReader& r) { return r.text("id", 1, kMaxEventIdBytes, true); }
-std::string visit_id(FieldReader& r) { return r.text("visit", 1, kMaxVisitIdBytes, true); }
+std::string event_id(FieldReader& r) { return r.text(Field::id, 1, kMaxEventIdBytes, true); }
+std::string visit_id(FieldReader& r) { return r.text(Field::visit, 1, kMaxVisitIdBytes, true); }
 
 /// The presence proof shared by check-in and check-out: method, fix, tag.
 struct Presence {
@@ -449,11 +462,11 @@ Presence presence(FieldReader& r) {
   const std::string needed_by = by_tag ? "" : "method " + std::string(rota::to_string(p.method));
   p.fix = r.fix(needed_by);
   if (by_tag) {
-    p.tag = r.text("tag", 1, kMaxTagBytes, true,
+    p.tag = r.text(Field::tag, 1, kMaxTagBytes, true,
                    "tag is missing: method " + std::string(rota::to_string(p.method)) +
                        " needs the tag read at the door");
   } else {
-    p.tag = r.text("tag", 0, kMaxTagBytes, false);
+    p.tag = r.text(Field::tag, 0, kMaxTagBytes, false);
   }
   return p;
 }
@@ -468,7 +481,7 @@ Result<Message> read_check_in(FieldReader& r, std::string_view carer) {
   c.event_id = event_id(r);
   c.carer = std::string(carer);
   c.visit = visit_id(r);
-  const auto at = r.time("at");
+  const auto at = r.time(Field::at);
   Presence p = presence(r);
   if (r.failed()) return r.fault();
   c.at = *at;
@@ -483,9 +496,9 @@ Result<Message> read_check_out(FieldReader& r, std::string_view carer) {
   c.event_id = event_id(r);
   c.carer = std::string(carer);
   c.visit = visit_id(r);
-  const auto at = r.time("at");
+  const auto at = r.time(Field::at);
   Presence p = presence(r);
-  c.note = r.text("note", 0, kMaxNoteBytes, false);
+  c.note = r.text(Field::note, 0, kMaxNoteBytes, false);
   if (r.failed()) return r.fault();
   c.at = *at;
   c.fix = p.fix;
@@ -498,7 +511,7 @@ Result<Message> read_location(FieldReader& r, std::string_view carer) {
   rota::LocationPing c;
   c.event_id = event_id(r);
   c.carer = std::string(carer);
-  const auto at = r.time("at");
+  const auto at = r.time(Field::at);
   const auto fix = r.fix("a location ping");
   if (r.failed()) return r.fault();
   c.at = *at;
@@ -511,8 +524,8 @@ Result<Message> read_running_late(FieldReader& r, std::string_view carer) {
   c.event_id = event_id(r);
   c.carer = std::string(carer);
   c.visit = visit_id(r);
-  const auto eta = r.time("eta");
-  c.reason = r.text("reason", 0, kMaxReasonBytes, false);
+  const auto eta = r.time(Field::eta);
+  c.reason = r.text(Field::reason, 0, kMaxReasonBytes, false);
   if (r.failed()) return r.fault();
   c.eta = *eta;
   return finish(r, std::move(c));
@@ -521,15 +534,15 @@ Result<Message> read_running_late(FieldReader& r, std::string_view carer) {
 template <class AlertCommand>
 Result<Message> read_alert_command(FieldReader& r, std::string_view user) {
   AlertCommand c;
-  c.alert = r.text("alert", 1, kMaxAlertIdBytes, true);
+  c.alert = r.text(Field::alert, 1, kMaxAlertIdBytes, true);
   c.by = std::string(user);
-  c.note = r.text("note", 0, kMaxNoteBytes, false);
+  c.note = r.text(Field::note, 0, kMaxNoteBytes, false);
   return finish(r, std::move(c));
 }
 
 Result<Message> read_auth(FieldReader& r) {
   AuthMessage m;
-  m.token = r.text("token", 1, std::numeric_limits<std::size_t>::max(), true);
+  m.token = r.text(Field::token, 1, std::numeric_limits<std::size_t>::max(), true);
   if (r.failed()) return r.fault();
   return Message{std::move(m)};
 }
@@ -587,7 +600,7 @@ Parsed MessageParser::parse(std::string_view text, std::string_view user) {
 
   if (!document.is_object()) {
     return Parsed{
-        bad_json("the message must be a JSON object, not " + std::string(kind_name(document))),
+        bad_json("the message must be a JSON object, not " + std::string(json_kind(document))),
         std::nullopt};
   }
 
@@ -596,17 +609,17 @@ Parsed MessageParser::parse(std::string_view text, std::string_view user) {
   FieldReader reader(document.get_object());
 
   std::optional<std::string> id;
-  if (const json::value* v = reader.find("id"); v != nullptr && v->is_string()) {
+  if (const json::value* v = reader.find(Field::id); v != nullptr && v->is_string()) {
     const json::string& s = v->get_string();
     if (!s.empty() && s.size() <= kMaxEventIdBytes) id.emplace(s);
   }
 
-  const json::value* type = reader.find("type");
+  const json::value* type = reader.find(Field::type);
   if (type == nullptr) {
     return Parsed{bad_message("type is missing"), std::move(id)};
   }
   if (!type->is_string()) {
-    return Parsed{bad_message("type must be a string, not " + std::string(kind_name(*type))),
+    return Parsed{bad_message("type must be a string, not " + std::string(json_kind(*type))),
                   std::move(id)};
   }
   const std::string_view name = type->get_string();
@@ -647,7 +660,7 @@ Parsed MessageParser::parse(std::string_view text, std::string_view user) {
 // Building blocks
 
 void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
+  static constexpr std::string_view kHex = "0123456789abcdef";
   out += '"';
   std::size_t i = 0;
   while (i < s.size()) {
