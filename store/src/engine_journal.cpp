@@ -14,12 +14,14 @@ Recovered recover(const config::Settings& settings, const Journal& journal, Time
     }
     out.engine = std::move(*engine);
     out.snapshot_seq = snap->seq;
-  } else {
-    out.engine = std::make_unique<rota::Engine>(settings, origin);
   }
 
   rota::Effects effects;
   journal.replay(out.snapshot_seq + 1, [&](const Record& r) {
+    // Without a snapshot the engine starts at the first record's time: time never runs
+    // backwards in the engine, so starting it at `origin` (now) would stamp every replayed
+    // decision with the restart's time.
+    if (!out.engine) out.engine = std::make_unique<rota::Engine>(settings, r.time);
     auto command = rota::decode(r.payload, r.version);
     if (!command) {
       throw JournalError("record " + std::to_string(r.seq) + ": " + command.error().message);
@@ -30,6 +32,7 @@ Recovered recover(const config::Settings& settings, const Journal& journal, Time
     ++out.replayed;
     out.last_seq = r.seq;
   });
+  if (!out.engine) out.engine = std::make_unique<rota::Engine>(settings, origin);
   out.last_seq = std::max({out.last_seq, out.snapshot_seq, journal.last_seq()});
   return out;
 }

@@ -146,3 +146,28 @@ TEST_CASE("Location pings are journaled as location records, other commands as c
   CHECK(locations == accepted_pings);
   CHECK(commands == accepted_others);
 }
+
+TEST_CASE("Start-up days later keeps the times of every replayed decision") {
+  // The daemon recovers with origin = now: without a snapshot, replayed decisions must keep
+  // the times they were made at, not the restart's.
+  TempDir dir;
+  const auto s = settings();
+  Engine live(s, at("2026-11-23T00:00:00Z"));
+  {
+    auto journal = store::Journal::open(options(dir.path));
+    for (const auto& [c, now] : day()) run(live, *journal, c, now);
+    journal->flush();
+  }
+  auto journal = store::Journal::open(options(dir.path));
+  auto back = store::recover(s, *journal, at("2026-11-26T12:00:00Z"));
+  const auto v1 = back.engine->find_visit("V1");
+  REQUIRE(v1);
+  const Visit& visit = back.engine->visit(*v1);
+  REQUIRE(visit.check_ins.size() == 1);
+  CHECK(format_rfc3339(visit.check_ins[0].received_at) == "2026-11-23T09:20:00Z");
+  const auto a1 = back.engine->find_alert("A1");
+  REQUIRE(a1);
+  CHECK(format_rfc3339(back.engine->alert(*a1).raised_at) == "2026-11-23T09:15:00Z");
+  CHECK(back.engine->now() == at("2026-11-23T10:05:00Z"));
+  CHECK(back.engine->canonical_dump() == live.canonical_dump());
+}

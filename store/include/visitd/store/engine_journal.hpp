@@ -22,8 +22,9 @@ struct Recovered {
   std::uint64_t diverged = 0;
 };
 
-/// Rebuilds the engine from `journal`. Throws JournalError when a snapshot or record cannot
-/// be read (after trying older snapshots).
+/// Rebuilds the engine from `journal`: the newest snapshot, else an engine starting at the
+/// first record's time (at `origin` when the journal is empty), then the records after it.
+/// Throws JournalError when a snapshot or record cannot be read (after trying older ones).
 Recovered recover(const config::Settings& settings, const Journal& journal, TimePoint origin);
 
 /// Appends an accepted command decided at `now`. Location pings are written as `location`
