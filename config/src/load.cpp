@@ -34,6 +34,7 @@ constexpr std::size_t kMiB = 1024 * kKiB;
 // Beast buffers a whole message before we parse it: a cap keeps one client from pinning
 // the daemon's memory.
 constexpr std::size_t kMaxMessageCap = 16 * kMiB;
+constexpr std::size_t kMaxBodyCap = 256 * kMiB;
 // HS256 with a short key is guessable offline from any token a carer's phone holds.
 constexpr std::size_t kMinSecretBytes = 16;
 // design.md: "ours 15m, 5m time-critical" and "60m, 30m time-critical". Medication visits
@@ -395,9 +396,49 @@ class Reader {
     return v;
   }
 
+  /// A size in bytes: an integer, or a string like "64KiB"; from 1 to `cap`.
+  [[nodiscard]] std::optional<std::size_t> size(const toml::table& t, std::string_view path,
+                                                std::string_view key, std::size_t cap) const {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return std::nullopt;
+    const std::string full = join(path, key);
+    std::optional<std::size_t> bytes;
+    if (const auto* i = n->as_integer()) {
+      if (i->get() <= 0) fail(*n, full, "must be greater than 0");
+      bytes = static_cast<std::size_t>(i->get());
+    } else if (const auto* s = n->as_string()) {
+      bytes = parse_size(s->get());
+      if (!bytes) {
+        fail(*n, full, quote(s->get()) + " is not a size: expected " + std::string(kSizeFormat));
+      }
+    } else {
+      wrong_type(*n, full, kSizeFormat);
+    }
+    if (*bytes == 0) fail(*n, full, "must be greater than 0");
+    if (*bytes > cap) fail(*n, full, "must be at most " + format_size(cap));
+    return bytes;
+  }
+
+  /// A whole number from `min` to `max`.
+  [[nodiscard]] std::optional<std::uint64_t> count(const toml::table& t, std::string_view path,
+                                                   std::string_view key, std::int64_t min,
+                                                   std::int64_t max) const {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return std::nullopt;
+    const auto* i = n->as_integer();
+    if (i == nullptr) wrong_type(*n, join(path, key), "an integer");
+    if (i->get() < min || i->get() > max) {
+      fail(*n, join(path, key),
+           "must be from " + std::to_string(min) + " to " + std::to_string(max));
+    }
+    return static_cast<std::uint64_t>(i->get());
+  }
+
   void read_server(const toml::table& t, Server& out) const {
     const std::string_view p = "server";
-    check_keys(t, p, {"listen", "allowed_origins", "max_message"});
+    check_keys(t, p, {"listen", "allowed_origins", "max_message", "max_body", "threads",
+                      "max_connections", "rate_limit", "rate_burst", "idle_timeout",
+                      "request_timeout", "board_queue", "dashboard"});
     if (auto v = string(t, p, "listen")) {
       if (auto problem = listen_problem(*v)) fail(*t.get("listen"), join(p, "listen"), *problem);
       out.listen = *v;
@@ -417,29 +458,28 @@ class Reader {
       }
       out.allowed_origins = std::move(*v);
     }
-    if (const toml::node* n = t.get("max_message")) {
-      const std::string key = join(p, "max_message");
-      std::optional<std::size_t> bytes;
-      if (const auto* i = n->as_integer()) {
-        if (i->get() <= 0) fail(*n, key, "must be greater than 0");
-        bytes = static_cast<std::size_t>(i->get());
-      } else if (const auto* s = n->as_string()) {
-        bytes = parse_size(s->get());
-        if (!bytes) {
-          fail(*n, key, quote(s->get()) + " is not a size: expected " + std::string(kSizeFormat));
-        }
-      } else {
-        wrong_type(*n, key, kSizeFormat);
-      }
-      if (*bytes == 0) fail(*n, key, "must be greater than 0");
-      if (*bytes > kMaxMessageCap) fail(*n, key, "must be at most 16MiB");
-      out.max_message = *bytes;
+    if (auto v = size(t, p, "max_message", kMaxMessageCap)) out.max_message = *v;
+    if (auto v = size(t, p, "max_body", kMaxBodyCap)) out.max_body = *v;
+    if (auto v = count(t, p, "threads", 1, 64)) out.threads = unsigned(*v);
+    if (auto v = count(t, p, "max_connections", 1, 1'000'000)) out.max_connections = *v;
+    if (auto v = number(t, p, "rate_limit")) {
+      if (*v <= 0) fail(*t.get("rate_limit"), join(p, "rate_limit"), "must be greater than 0");
+      out.rate_limit = *v;
+    }
+    if (auto v = count(t, p, "rate_burst", 1, 1'000'000)) out.rate_burst = unsigned(*v);
+    if (auto v = positive_duration(t, p, "idle_timeout")) out.idle_timeout = *v;
+    if (auto v = positive_duration(t, p, "request_timeout")) out.request_timeout = *v;
+    if (auto v = count(t, p, "board_queue", 1, 1'000'000)) out.board_queue = *v;
+    if (auto v = string(t, p, "dashboard")) {
+      if (v->empty()) fail(*t.get("dashboard"), join(p, "dashboard"), "must not be empty");
+      out.dashboard = *v;
     }
   }
 
   void read_store(const toml::table& t, Store& out) const {
     const std::string_view p = "store";
-    check_keys(t, p, {"kind", "dir", "url", "location_retention"});
+    check_keys(t, p, {"kind", "dir", "url", "location_retention", "group_delay", "snapshot_every",
+                      "snapshot_interval"});
     if (auto v = string(t, p, "kind")) {
       if (*v != "journal" && *v != "redis") {
         fail(*t.get("kind"), join(p, "kind"), R"(expected "journal" or "redis", got )" + quote(*v));
@@ -461,6 +501,17 @@ class Reader {
       fail(line_of(t), join(p, "url"), "required when kind = \"redis\"");
     }
     if (auto v = positive_duration(t, p, "location_retention")) out.location_retention = *v;
+    if (auto v = duration(t, p, "group_delay")) {
+      if (*v > std::chrono::seconds(1)) {
+        fail(*t.get("group_delay"), join(p, "group_delay"),
+             "must be at most 1s: every acknowledgement waits up to this long");
+      }
+      out.group_delay = std::chrono::duration_cast<std::chrono::microseconds>(*v);
+    }
+    if (auto v = count(t, p, "snapshot_every", 1, std::numeric_limits<std::int64_t>::max())) {
+      out.snapshot_every = *v;
+    }
+    if (auto v = positive_duration(t, p, "snapshot_interval")) out.snapshot_interval = *v;
   }
 
   void read_auth(const toml::table& t, Auth& out) const {
@@ -943,6 +994,15 @@ std::string describe(const Settings& s) {
   w.string("listen", s.server.listen);
   w.strings("allowed_origins", s.server.allowed_origins);
   w.string("max_message", format_size(s.server.max_message));
+  w.string("max_body", format_size(s.server.max_body));
+  w.value("threads", std::to_string(s.server.threads));
+  w.value("max_connections", std::to_string(s.server.max_connections));
+  w.value("rate_limit", format_double(s.server.rate_limit));
+  w.value("rate_burst", std::to_string(s.server.rate_burst));
+  w.duration("idle_timeout", s.server.idle_timeout);
+  w.duration("request_timeout", s.server.request_timeout);
+  w.value("board_queue", std::to_string(s.server.board_queue));
+  w.string("dashboard", s.server.dashboard);
 
   w.header("store");
   w.string("kind", s.store.kind);
@@ -953,6 +1013,9 @@ std::string describe(const Settings& s) {
     w.string("url", s.store.url);
   }
   w.duration("location_retention", s.store.location_retention);
+  w.duration("group_delay", std::chrono::duration_cast<Duration>(s.store.group_delay));
+  w.value("snapshot_every", std::to_string(s.store.snapshot_every));
+  w.duration("snapshot_interval", s.store.snapshot_interval);
 
   w.header("auth");
   if (!s.auth.secret_file.empty()) {

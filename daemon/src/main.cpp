@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "run_command.hpp"
 #include "token_command.hpp"
 #include "visitd/config/load.hpp"
 #include "visitd/core/error.hpp"
@@ -19,6 +20,9 @@ namespace {
 constexpr const char* kUsage = R"(visitd - live tracking of home care visits
 
 Usage:
+  visitd run --config FILE [--salvage] [--log-format text|json]
+                             Run the daemon: carer and board WebSockets, the HTTP API,
+                             the journal. Stops gracefully on SIGTERM.
   visitd check-config FILE   Read FILE, print the effective settings (defaults included)
                              or every error with file:line and key; exit 1 on error.
   visitd journal inspect DIR Print the journal in data directory DIR: segments, record
@@ -27,8 +31,6 @@ Usage:
                              Print a signed access token (HS256 JWT) for a user or carer.
   visitd --version           Print the version.
   visitd --help              This text. `visitd COMMAND --help` explains a command.
-
-Not yet available in this build: run (see README.md).
 )";
 
 constexpr const char* kCheckConfigUsage = R"(Usage: visitd check-config FILE
@@ -98,6 +100,7 @@ int main(int argc, char** argv) {
   }
   const std::string_view command = args[0];
   args.erase(args.begin());
+  if (command == "run") return visitd::daemon::run_command(args);
   if (command == "check-config") return check_config(args);
   if (command == "journal") return journal(args);
   if (command == "token") return visitd::daemon::token_command(args);

@@ -204,6 +204,12 @@ std::optional<BranchIndex> Engine::find_branch(std::string_view id) const {
   return std::nullopt;
 }
 
+std::span<const VisitIndex> Engine::visits_on(BranchIndex branch, LocalDays day) const {
+  const auto it = days_.find({branch, day_number(day)});
+  if (it == days_.end()) return {};
+  return it->second;
+}
+
 // ---------------------------------------------------------------------------------------
 // Carer events
 

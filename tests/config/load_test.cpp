@@ -633,6 +633,69 @@ TEST_CASE("max_message refuses zero, too large and malformed sizes") {
   CHECK_THAT(r.what, Catch::Contains(complaint));
 }
 
+TEST_CASE("The daemon's server and store tuning keys load, with defaults when omitted") {
+  const Settings d = load_string("");
+  CHECK(d.server.max_body == 8U << 20);
+  CHECK(d.server.threads == 2);
+  CHECK(d.server.max_connections == 20'000);
+  CHECK(d.server.rate_limit == 20);
+  CHECK(d.server.rate_burst == 100);
+  CHECK(d.server.idle_timeout == 5min);
+  CHECK(d.server.request_timeout == 10s);
+  CHECK(d.server.board_queue == 4096);
+  CHECK(d.server.dashboard == "dashboard");
+  CHECK(d.store.group_delay == std::chrono::milliseconds(1));
+  CHECK(d.store.snapshot_every == 100'000);
+  CHECK(d.store.snapshot_interval == 10min);
+
+  const Settings s = load_string(R"([server]
+max_body = "1MiB"
+threads = 4
+max_connections = 50
+rate_limit = 0.5
+rate_burst = 3
+idle_timeout = "30s"
+request_timeout = "2s"
+board_queue = 64
+dashboard = "/srv/board"
+[store]
+group_delay = "2ms"
+snapshot_every = 10
+snapshot_interval = "1m"
+)");
+  CHECK(s.server.max_body == 1U << 20);
+  CHECK(s.server.threads == 4);
+  CHECK(s.server.max_connections == 50);
+  CHECK(s.server.rate_limit == 0.5);
+  CHECK(s.server.rate_burst == 3);
+  CHECK(s.server.idle_timeout == 30s);
+  CHECK(s.server.request_timeout == 2s);
+  CHECK(s.server.board_queue == 64);
+  CHECK(s.server.dashboard == "/srv/board");
+  CHECK(s.store.group_delay == std::chrono::milliseconds(2));
+  CHECK(s.store.snapshot_every == 10);
+  CHECK(s.store.snapshot_interval == 1min);
+}
+
+TEST_CASE("The daemon's tuning keys refuse values that cannot work") {
+  const auto [text, key, complaint] = GENERATE(table<std::string, std::string, std::string>({
+      {"[server]\nthreads = 0\n", "server.threads", "from 1 to 64"},
+      {"[server]\nthreads = \"2\"\n", "server.threads", "expected an integer"},
+      {"[server]\nrate_limit = 0\n", "server.rate_limit", "greater than 0"},
+      {"[server]\nmax_body = \"1GiB\"\n", "server.max_body", "at most 256MiB"},
+      {"[server]\nboard_queue = 0\n", "server.board_queue", "from 1"},
+      {"[server]\ndashboard = \"\"\n", "server.dashboard", "must not be empty"},
+      {"[store]\ngroup_delay = \"5s\"\n", "store.group_delay", "at most 1s"},
+      {"[store]\nsnapshot_every = 0\n", "store.snapshot_every", "from 1"},
+      {"[store]\nsnapshot_interval = \"0s\"\n", "store.snapshot_interval", "greater than 0s"},
+  }));
+  CAPTURE(text);
+  const auto r = refusal(text);
+  CHECK(r.key == key);
+  CHECK(r.line == 2);
+  CHECK_THAT(r.what, Catch::Contains(complaint));
+}
+
 TEST_CASE("The secret comes from secret or secret_file, never both, and is long enough") {
   SECTION("too short") {
     const auto r = refusal("[auth]\nsecret = \"short\"\n");

@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -352,6 +353,9 @@ class Engine {
   std::optional<AlertIndex> find_alert(std::string_view id) const;
   std::optional<CarerIndex> find_carer(std::string_view id) const;
   std::optional<BranchIndex> find_branch(std::string_view id) const;
+  /// The visits of a branch's rota for one local date (cancelled ones included), in the
+  /// order they were first imported; empty when that date has no rota.
+  std::span<const VisitIndex> visits_on(BranchIndex branch, LocalDays day) const;
   std::string alert_key(AlertIndex i) const { return alerts_[i].key(visits_[alerts_[i].visit].id); }
   const config::Thresholds& thresholds(const Visit& v) const { return thresholds_[v.thresholds]; }
   std::size_t pending_deadlines() const { return wheel_.size(); }

@@ -1,0 +1,241 @@
+#include "run_command.hpp"
+
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <thread>
+
+#include "visitd/config/load.hpp"
+#include "visitd/core/clock.hpp"
+#include "visitd/core/log.hpp"
+#include "visitd/store/engine_journal.hpp"
+#include "visitd/store/journal.hpp"
+#include "visitd/websocket/engine_host.hpp"
+#include "visitd/websocket/metrics.hpp"
+#include "visitd/websocket/server.hpp"
+
+namespace visitd::daemon {
+namespace net = boost::asio;
+
+const char* const kRunUsage = R"(Usage: visitd run --config FILE [--salvage] [--log-format text|json]
+
+Runs the daemon: reads FILE (see `visitd check-config`), opens the journal in [store] dir
+(recovering a torn tail, which it reports), rebuilds the state from the newest snapshot and
+the journal after it, fires the deadlines that fell due while it was down, then listens on
+[server] listen for the carer and board WebSockets and the HTTP API.
+
+Options:
+  --config FILE       The TOML config file (required).
+  --salvage           Start even if the journal is damaged in the middle: keep every record
+                      before the damage, move the rest to DIR/salvaged/ and say what was
+                      dropped. Without it, such damage stops the daemon with a message.
+  --log-format F      text (default): one line per event for people; json: one JSON object
+                      per line for log shippers.
+  -h, --help          This text.
+
+Signals: SIGTERM or SIGINT stop it gracefully: no new connections, every owed ack is
+delivered once durable, the journal is flushed, WebSockets close with 1001; exit status 0.
+SIGHUP is logged and ignored: reloading the config is not supported yet (restart instead).
+
+Logs go to stderr, one line per event of interest; the first says where it listens:
+  ... info  listening addr=127.0.0.1:8080 ...
+)";
+
+namespace {
+
+struct RunOptions {
+  std::string config;
+  bool salvage = false;
+  log::Format format = log::Format::text;
+  bool help = false;
+};
+
+RunOptions parse(const std::vector<std::string_view>& args) {
+  RunOptions o;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string_view a = args[i];
+    std::string_view value;
+    bool has_value = false;
+    if (const auto eq = a.find('='); a.starts_with("--") && eq != std::string_view::npos) {
+      value = a.substr(eq + 1);
+      a = a.substr(0, eq);
+      has_value = true;
+    }
+    const auto take = [&]() -> std::string_view {
+      if (has_value) return value;
+      if (i + 1 >= args.size()) throw std::invalid_argument(std::string(a) + " needs a value");
+      return args[++i];
+    };
+    if (a == "-h" || a == "--help") {
+      o.help = true;
+    } else if (a == "--config") {
+      o.config = take();
+    } else if (a == "--salvage") {
+      o.salvage = true;
+    } else if (a == "--log-format") {
+      const auto f = take();
+      if (!log::parse_format(f, o.format)) {
+        throw std::invalid_argument("--log-format must be text or json, not " + std::string(f));
+      }
+    } else {
+      throw std::invalid_argument("unknown option " + std::string(a));
+    }
+  }
+  if (!o.help && o.config.empty()) throw std::invalid_argument("--config FILE is required");
+  return o;
+}
+
+std::string text(std::uint64_t n) { return std::to_string(n); }
+
+}  // namespace
+
+int run_command(const std::vector<std::string_view>& args) {
+  RunOptions options;
+  try {
+    options = parse(args);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "visitd run: %s\n\n%s", e.what(), kRunUsage);
+    return 2;
+  }
+  if (options.help) {
+    std::fputs(kRunUsage, stdout);
+    return 0;
+  }
+  log::set_format(options.format);
+
+  config::Settings settings;
+  try {
+    settings = config::load_file(options.config);
+  } catch (const ConfigError& e) {
+    log::error("config_refused", {{"error", e.what()}});
+    return 1;
+  }
+  if (settings.auth.secret.empty()) {
+    log::error("config_refused", {{"file", options.config},
+                                  {"error", "[auth] secret or secret_file is required to run"}});
+    return 1;
+  }
+  if (settings.store.kind != "journal") {
+    log::error("config_refused",
+               {{"file", options.config},
+                {"error", "[store] kind = \"" + settings.store.kind +
+                              "\" is not available in this build; use \"journal\""}});
+    return 1;
+  }
+
+  SystemClock clock;
+  websocket::Metrics metrics;
+
+  store::JournalOptions journal_options;
+  journal_options.dir = settings.store.dir;
+  journal_options.group_delay = settings.store.group_delay;
+  journal_options.salvage = options.salvage;
+  // Times each group commit's fdatasync for the metrics; the journal still decides what a
+  // failure means (it stops, and nothing more is acknowledged).
+  journal_options.sync_hook = [&metrics](int fd) {
+    const auto start = std::chrono::steady_clock::now();
+    const int result = ::fdatasync(fd) == 0 ? 0 : errno;
+    metrics.observe_fsync(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return result;
+  };
+
+  std::unique_ptr<store::Journal> journal;
+  store::Recovered recovered;
+  try {
+    store::RecoveryReport report;
+    journal = store::Journal::open(journal_options, &report);
+    for (const auto& note : report.notes) log::warn("journal_recovery", {{"note", note}});
+    if (report.truncated_bytes > 0) {
+      log::warn("journal_torn_tail", {{"truncated_bytes", text(report.truncated_bytes)},
+                                      {"after_seq", text(report.truncated_after_seq)}});
+    }
+    if (report.salvaged_dropped_bytes > 0) {
+      log::warn("journal_salvaged", {{"dropped_bytes", text(report.salvaged_dropped_bytes)}});
+    }
+    const auto started = std::chrono::steady_clock::now();
+    recovered = store::recover(settings, *journal, clock.now());
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    log::info("recovered", {{"dir", settings.store.dir},
+                            {"snapshot_seq", text(recovered.snapshot_seq)},
+                            {"replayed", text(recovered.replayed)},
+                            {"last_seq", text(recovered.last_seq)},
+                            {"seconds", std::to_string(seconds)}});
+    if (recovered.diverged > 0) {
+      log::warn("replay_diverged",
+                {{"records", text(recovered.diverged)},
+                 {"why", "records accepted earlier were refused on replay: did the config "
+                         "change (a branch removed, thresholds)?"}});
+    }
+  } catch (const std::exception& e) {
+    log::error("journal_refused", {{"dir", settings.store.dir}, {"error", e.what()}});
+    return 1;
+  }
+
+  net::io_context io(int(settings.server.threads));
+  auto host = std::make_shared<websocket::EngineHost>(io, settings, std::move(recovered.engine),
+                                                      recovered.snapshot_seq, *journal, metrics,
+                                                      clock);
+  websocket::Server server(io, settings, host, metrics, clock);
+  try {
+    server.start();
+  } catch (const std::exception& e) {
+    log::error("listen_failed", {{"addr", settings.server.listen}, {"error", e.what()}});
+    return 1;
+  }
+  host->start();
+  const auto endpoint = server.local_endpoint();
+  log::info("listening", {{"addr", endpoint.address().to_string() + ":" +
+                                       std::to_string(endpoint.port())},
+                          {"threads", text(settings.server.threads)},
+                          {"journal_seq", text(journal->last_seq())}});
+
+  net::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+  net::steady_timer drain_timer(io);
+  const auto stop_started = std::make_shared<std::chrono::steady_clock::time_point>();
+  std::function<void(const boost::system::error_code&, int)> on_signal;
+  std::function<void()> wait_for_sessions = [&] {
+    // Sessions close their WebSockets (1001) and go; give them a few seconds, then stop.
+    if (server.open_sessions() == 0 ||
+        std::chrono::steady_clock::now() - *stop_started > std::chrono::seconds(5)) {
+      io.stop();
+      return;
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(20));
+    drain_timer.async_wait([&](const boost::system::error_code&) { wait_for_sessions(); });
+  };
+  on_signal = [&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    if (signal == SIGHUP) {
+      log::warn("sighup_ignored", {{"why", "config reload is not supported yet: restart visitd "
+                                           "to apply config changes"}});
+      signals.async_wait(on_signal);
+      return;
+    }
+    log::info("stopping", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    *stop_started = std::chrono::steady_clock::now();
+    server.shutdown([&] { net::post(io, wait_for_sessions); });
+  };
+  signals.async_wait(on_signal);
+
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < settings.server.threads; ++i) threads.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& t : threads) t.join();
+
+  journal->flush();
+  const bool failed = journal->failed();
+  log::info("stopped", {{"durable_seq", text(journal->durable_seq())},
+                        {"journal", failed ? "failed" : "ok"}});
+  return failed ? 1 : 0;
+}
+
+}  // namespace visitd::daemon

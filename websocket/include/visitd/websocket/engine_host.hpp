@@ -1,0 +1,188 @@
+#pragma once
+// The engine in the daemon: the one place the tracking engine and its journal are used,
+// all on one Asio strand, so the engine needs no locks (design.md, "Data flow"):
+//
+//   session --submit--> strand: apply --> journal (group commit) --durable--> deliver (ack)
+//                               effects --> board/carer fan-out, once durable
+//   deadline timer (the engine's next deadline, not a sweep) --> strand: advance
+//
+// What leaves the strand for clients waits until the journal has made durable every record
+// it depends on: an accepted command's answer waits for its own record; a duplicate's,
+// a board delta, a carer's rota push and a new board's snapshot wait for every record
+// appended before them. So nothing a client sees can be lost by a crash, and deltas reach
+// boards in the order the engine made them.
+//
+// Snapshots: after `[store] snapshot_every` records, or every `snapshot_interval` if any
+// record came, the engine's state is serialized on the strand and written (then the journal
+// compacted, dropping raw fixes older than `location_retention`) on a background thread.
+//
+// Thread-safety: every public member may be called from any thread; they post to the strand.
+// Callbacks (Decided) run on the strand; Deliver may run on the strand or on the journal's
+// flusher thread, so it must only post to its session.
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <system_error>
+#include <unordered_map>
+#include <vector>
+
+#include "visitd/config/settings.hpp"
+#include "visitd/core/clock.hpp"
+#include "visitd/rota/engine.hpp"
+#include "visitd/store/journal.hpp"
+#include "visitd/websocket/auth.hpp"
+#include "visitd/websocket/http_api.hpp"
+#include "visitd/websocket/metrics.hpp"
+
+namespace visitd::websocket {
+
+/// A serialized server message, shared by every session it goes to.
+using Frame = std::shared_ptr<const std::string>;
+
+/// A session that receives pushed frames (a board's deltas, a carer's rota and messages).
+/// Implementations post to their own strand: push() may be called from any thread.
+class Subscriber {
+ public:
+  virtual ~Subscriber() = default;
+  /// Queues a frame. A subscriber that cannot keep up closes itself; pushes then do nothing.
+  virtual void push(Frame frame) = 0;
+};
+
+/// An owned copy of an HTTP request, for the trip to the engine strand.
+struct OwnedHttpRequest {
+  std::string method, target, content_type, accept, body;
+  HttpRequest view() const { return {method, target, content_type, accept, body}; }
+};
+
+class EngineHost : public std::enable_shared_from_this<EngineHost> {
+ public:
+  /// Called once an outcome may be sent: `error` empty when every record it depends on is
+  /// durable, set when the journal failed and it never will be (send an `internal` error).
+  using Deliver = std::function<void(std::error_code error)>;
+  /// Runs on the strand right after the engine decided: builds the answer (from the engine's
+  /// state at that moment) and returns how to deliver it.
+  using Decided = std::function<Deliver(const rota::Reply& reply, const rota::Engine& engine)>;
+  /// Runs on the strand before apply: an Error refuses the command without applying it.
+  using Precheck = std::function<std::optional<Error>(const rota::Engine& engine)>;
+
+  /// `engine` comes from store::recover(), which also tells `snapshot_seq`, the seq the
+  /// newest snapshot covers. `journal`, `settings`, `metrics` and `clock` must outlive the host.
+  EngineHost(boost::asio::io_context& io, const config::Settings& settings,
+             std::unique_ptr<rota::Engine> engine, std::uint64_t snapshot_seq,
+             store::Journal& journal, Metrics& metrics, const Clock& clock);
+  ~EngineHost();
+  EngineHost(const EngineHost&) = delete;
+  EngineHost& operator=(const EngineHost&) = delete;
+
+  /// Arms the deadline and snapshot timers. Call once, after construction.
+  void start();
+  /// Shutdown, step 1: refuse new commands (`internal`, "shutting down"), stop the timers,
+  /// wait on a helper thread until the journal has flushed everything appended, deliver
+  /// what waited for it, then call `done` (on the strand).
+  void close(std::function<void()> done);
+
+  /// Decides `command` (after `precheck`, if any) and delivers the outcome as described.
+  void submit(rota::Command command, Precheck precheck, Decided decided);
+
+  /// Subscribes a board of `who` (office, coordinator or admin): it gets a `snapshot` of its
+  /// branches (today's visits in each branch's zone, every open alert), then every `visit`
+  /// and `alert` delta in those branches.
+  void subscribe_board(std::weak_ptr<Subscriber> board, Principal who);
+  /// Subscribes a carer's phone: it gets the carer's `rota` now and whenever it changes, and
+  /// office messages.
+  void subscribe_carer(std::weak_ptr<Subscriber> phone, std::string carer);
+
+  /// An HTTP API request (see http_api.hpp); `done` gets the answer once it may be sent.
+  void http(std::shared_ptr<const OwnedHttpRequest> request, Principal who,
+            std::function<void(HttpAnswer)> done);
+
+  /// True while the journal accepts writes and the host is not closing: `/readyz`.
+  bool ready() const;
+  /// Why not ready, for `/readyz`'s body; empty when ready.
+  std::string not_ready_reason() const;
+
+  /// The rota window pushed to carers: visits overlapping [now - kRotaBehind, now + kRotaAhead).
+  static constexpr Duration kRotaBehind = std::chrono::hours(12);
+  static constexpr Duration kRotaAhead = std::chrono::hours(36);
+
+ private:
+  struct Pending {
+    std::uint64_t after_seq;  ///< runs once the journal is durable up to here
+    /// Gets an error instead when the journal failed first (then only answers are sent).
+    std::function<void(std::error_code)> run;
+  };
+  struct Board {
+    std::weak_ptr<Subscriber> session;
+    Principal who;
+  };
+
+  void on_submit(rota::Command& command, const Precheck& precheck, const Decided& decided);
+  void on_http(const OwnedHttpRequest& request, const Principal& who,
+               const std::function<void(HttpAnswer)>& done);
+  /// Journals an accepted command; `deliver` runs when it is durable (or failed).
+  void journal_accepted(const rota::Command& command, Deliver deliver);
+  /// Runs `run` once everything appended so far is durable (at once if it already is).
+  void after_durable(std::function<void(std::error_code)> run);
+  /// Called from the flusher thread: schedules drain() on the strand (coalesced).
+  void notify_durable();
+  void drain();
+  /// Sends the effects' deltas and rota pushes, in order, once durable.
+  void publish(const rota::Effects& effects);
+  void track_alert(rota::AlertIndex alert);
+  void fan_out_board(rota::BranchIndex branch, const Frame& frame);
+  void push_rota(rota::CarerIndex carer);
+  Frame rota_frame(std::string_view carer) const;
+  std::size_t message_carer(const CarerMessage& message);
+  void snapshot_frames(const Principal& who, std::string& out) const;
+
+  void arm_deadline();
+  void on_deadline(boost::system::error_code ec);
+  void arm_snapshot_timer();
+  void maybe_snapshot(bool timer);
+  void journal_failed(std::error_code error);
+
+  boost::asio::io_context& io_;
+  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+  const config::Settings& settings_;
+  std::unique_ptr<rota::Engine> engine_;
+  store::Journal& journal_;
+  Metrics& metrics_;
+  const Clock& clock_;
+
+  // Strand-only state.
+  rota::Effects effects_;  ///< reused per command
+  std::deque<Pending> pending_;
+  std::vector<Board> boards_;
+  std::unordered_map<std::string, std::vector<std::weak_ptr<Subscriber>>> phones_;
+  /// Open alerts, for board snapshots; and each alert's last (kind, state) for the gauges.
+  std::set<rota::AlertIndex> open_alerts_;
+  std::vector<std::uint8_t> alert_class_;
+  std::vector<double> alert_counts_;
+  boost::asio::steady_timer deadline_timer_;
+  std::optional<TimePoint> armed_for_;
+  boost::asio::steady_timer snapshot_timer_;
+  std::uint64_t snapshot_seq_ = 0;  ///< the last snapshot's (or start-up's) journal seq
+  bool snapshot_running_ = false;
+  TimePoint last_compaction_{};
+  std::size_t boards_joining_ = 0;  ///< boards whose snapshot waits in pending_
+  bool closing_ = false;
+
+  std::atomic<bool> drain_posted_{false};
+  std::atomic<bool> failed_{false};
+  std::atomic<bool> closed_{false};
+  std::atomic<long> queued_{0};
+  /// Snapshot writes and the shutdown flush: blocking work kept off the I/O threads.
+  boost::asio::thread_pool background_{1};
+};
+
+}  // namespace visitd::websocket

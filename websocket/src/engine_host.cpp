@@ -1,0 +1,510 @@
+#include "visitd/websocket/engine_host.hpp"
+
+#include <algorithm>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/post.hpp>
+#include <exception>
+
+#include "visitd/core/log.hpp"
+#include "visitd/store/engine_journal.hpp"
+#include "visitd/websocket/protocol.hpp"
+
+namespace visitd::websocket {
+namespace net = boost::asio;
+
+namespace {
+
+constexpr std::uint8_t kNoClass = 0xff;
+constexpr std::size_t kAlertStates = 3;
+/// The deadline timer never sleeps longer than this, so a wall-clock step (NTP, a resumed
+/// VM) delays a deadline by at most this much.
+constexpr auto kMaxSleep = std::chrono::seconds(30);
+/// Compaction reads the whole covered journal: at most this often.
+constexpr auto kCompactionInterval = std::chrono::hours(1);
+
+rota::Reply refusal(ErrorCode code, std::string message) {
+  rota::Reply reply;
+  reply.status = rota::Status::rejected;
+  reply.error = Error{code, std::move(message)};
+  return reply;
+}
+
+std::string to_text(std::uint64_t n) { return std::to_string(n); }
+
+}  // namespace
+
+EngineHost::EngineHost(net::io_context& io, const config::Settings& settings,
+                       std::unique_ptr<rota::Engine> engine, std::uint64_t snapshot_seq,
+                       store::Journal& journal, Metrics& metrics, const Clock& clock)
+    : io_(io),
+      strand_(net::make_strand(io)),
+      settings_(settings),
+      engine_(std::move(engine)),
+      journal_(journal),
+      metrics_(metrics),
+      clock_(clock),
+      alert_counts_((std::size_t(rota::AlertKind::double_up_incomplete) + 1) * kAlertStates, 0),
+      deadline_timer_(strand_),
+      snapshot_timer_(strand_),
+      snapshot_seq_(snapshot_seq),
+      last_compaction_(clock.now()) {
+  for (rota::AlertIndex a = 0; a < engine_->alert_count(); ++a) track_alert(a);
+  metrics_.durable_seq().Set(double(journal_.durable_seq()));
+}
+
+EngineHost::~EngineHost() { background_.join(); }
+
+void EngineHost::start() {
+  net::post(strand_, [self = shared_from_this()] {
+    // Deadlines that fell due while the daemon was down fire now, before any client.
+    self->effects_.clear();
+    self->engine_->advance(self->clock_.now(), self->effects_);
+    self->publish(self->effects_);
+    self->arm_deadline();
+    self->arm_snapshot_timer();
+  });
+}
+
+void EngineHost::close(std::function<void()> done) {
+  closed_.store(true);
+  net::post(strand_, [self = shared_from_this(), done = std::move(done)]() mutable {
+    self->closing_ = true;
+    self->deadline_timer_.cancel();
+    self->snapshot_timer_.cancel();
+    net::post(self->background_, [self, done = std::move(done)]() mutable {
+      self->journal_.flush();
+      net::post(self->strand_, [self, done = std::move(done)] {
+        if (self->journal_.failed()) {
+          self->journal_failed(self->journal_.failure());
+        } else {
+          self->drain();
+        }
+        done();
+      });
+    });
+  });
+}
+
+bool EngineHost::ready() const { return !failed_.load() && !closed_.load(); }
+
+std::string EngineHost::not_ready_reason() const {
+  if (failed_.load()) {
+    return "the journal failed (" + journal_.failure().message() +
+           "): no event is accepted; restart visitd once the disk is fixed";
+  }
+  if (closed_.load()) return "shutting down";
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------
+// Commands
+
+void EngineHost::submit(rota::Command command, Precheck precheck, Decided decided) {
+  metrics_.engine_queue_depth().Set(double(queued_.fetch_add(1) + 1));
+  net::post(strand_, [self = shared_from_this(), command = std::move(command),
+                      precheck = std::move(precheck), decided = std::move(decided)]() mutable {
+    self->metrics_.engine_queue_depth().Set(double(self->queued_.fetch_sub(1) - 1));
+    self->on_submit(command, precheck, decided);
+  });
+}
+
+void EngineHost::on_submit(rota::Command& command, const Precheck& precheck,
+                           const Decided& decided) {
+  const CommandType type = command_type(command);
+  rota::Reply reply;
+  if (closing_) {
+    reply = refusal(ErrorCode::internal, "visitd is shutting down: send it again shortly");
+  } else if (failed_.load()) {
+    reply = refusal(ErrorCode::internal, not_ready_reason());
+  } else if (precheck) {
+    if (auto refused = precheck(*engine_)) reply = refusal(refused->code, refused->message);
+  }
+  if (reply.status == rota::Status::rejected) {
+    metrics_.count_event(type, reply.status);
+    metrics_.count_error(reply.error->code);
+    decided(reply, *engine_)({});
+    return;
+  }
+
+  effects_.clear();
+  reply = engine_->apply(command, clock_.now(), effects_);
+  metrics_.count_event(type, reply.status);
+  Deliver deliver = decided(reply, *engine_);
+  switch (reply.status) {
+    case rota::Status::accepted:
+      journal_accepted(command, std::move(deliver));
+      break;
+    case rota::Status::rejected:
+      metrics_.count_error(reply.error->code);
+      deliver({});  // a refusal states nothing that could be lost
+      break;
+    default:
+      // A duplicate or no-op reports state that earlier, maybe not yet durable, records made.
+      after_durable(std::move(deliver));
+  }
+  publish(effects_);
+  maybe_snapshot(false);
+  arm_deadline();
+}
+
+void EngineHost::journal_accepted(const rota::Command& command, Deliver deliver) {
+  store::record(journal_, command, engine_->now(),
+                [self = shared_from_this(), deliver = std::move(deliver)](std::uint64_t,
+                                                                          std::error_code ec) {
+                  deliver(ec);
+                  if (ec) {
+                    net::post(self->strand_, [self, ec] { self->journal_failed(ec); });
+                  } else {
+                    self->notify_durable();
+                  }
+                });
+}
+
+void EngineHost::after_durable(std::function<void(std::error_code)> run) {
+  const std::uint64_t seq = journal_.last_seq();
+  if (failed_.load()) {
+    run(journal_.failure());
+  } else if (pending_.empty() && journal_.durable_seq() >= seq) {
+    run({});
+  } else {
+    pending_.push_back({seq, std::move(run)});
+  }
+}
+
+void EngineHost::notify_durable() {
+  if (!drain_posted_.exchange(true)) {
+    net::post(strand_, [self = shared_from_this()] {
+      self->drain_posted_.store(false);
+      self->drain();
+    });
+  }
+}
+
+void EngineHost::drain() {
+  const std::uint64_t durable = journal_.durable_seq();
+  metrics_.durable_seq().Set(double(durable));
+  while (!pending_.empty() && pending_.front().after_seq <= durable) {
+    auto run = std::move(pending_.front().run);
+    pending_.pop_front();
+    run({});
+  }
+}
+
+void EngineHost::journal_failed(std::error_code error) {
+  if (!failed_.exchange(true)) {
+    metrics_.journal_failed().Set(1);
+    log::error("journal_failed", {{"error", error.message()},
+                                  {"durable_seq", to_text(journal_.durable_seq())},
+                                  {"action", "refusing every event until restarted"}});
+  }
+  // What waits for durability now never gets it: answers become errors, deltas are dropped.
+  while (!pending_.empty()) {
+    auto run = std::move(pending_.front().run);
+    pending_.pop_front();
+    run(error);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Effects → boards and phones
+
+void EngineHost::publish(const rota::Effects& effects) {
+  if (effects.empty()) return;
+  const bool boards = !boards_.empty() || boards_joining_ > 0;
+  // One frame per object per command, however many effects named it.
+  std::vector<std::uint32_t> visits, alerts, carers;
+  for (const rota::Effect& e : effects) {
+    switch (e.kind) {
+      case rota::Effect::Kind::visit_changed:
+        visits.push_back(e.index);
+        break;
+      case rota::Effect::Kind::alert_changed:
+        alerts.push_back(e.index);
+        break;
+      case rota::Effect::Kind::rota_changed:
+        carers.push_back(e.index);
+        break;
+    }
+  }
+  const auto unique = [](std::vector<std::uint32_t>& v) {
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+  };
+  unique(visits);
+  unique(alerts);
+  unique(carers);
+
+  for (const rota::AlertIndex a : alerts) track_alert(a);
+  if (boards) {
+    for (const rota::VisitIndex v : visits) {
+      auto frame = std::make_shared<std::string>();
+      append_visit_message(*frame, *engine_, v);
+      const rota::BranchIndex branch = engine_->visit(v).branch;
+      after_durable([this, branch, frame = Frame(std::move(frame))](std::error_code ec) {
+        if (!ec) fan_out_board(branch, frame);
+      });
+    }
+    for (const rota::AlertIndex a : alerts) {
+      auto frame = std::make_shared<std::string>();
+      append_alert_message(*frame, *engine_, a);
+      const rota::BranchIndex branch = engine_->visit(engine_->alert(a).visit).branch;
+      after_durable([this, branch, frame = Frame(std::move(frame))](std::error_code ec) {
+        if (!ec) fan_out_board(branch, frame);
+      });
+    }
+  }
+  for (const rota::CarerIndex c : carers) push_rota(c);
+}
+
+void EngineHost::track_alert(rota::AlertIndex a) {
+  const rota::Alert& alert = engine_->alert(a);
+  if (a >= alert_class_.size()) alert_class_.resize(std::size_t(a) + 1, kNoClass);
+  const auto cls = static_cast<std::uint8_t>(std::size_t(alert.kind) * kAlertStates +
+                                             std::size_t(alert.state));
+  const std::uint8_t before = alert_class_[a];
+  if (before != cls) {
+    if (before != kNoClass) {
+      alert_counts_[before] -= 1;
+      metrics_.set_alert(static_cast<rota::AlertKind>(before / kAlertStates),
+                         static_cast<rota::AlertState>(before % kAlertStates),
+                         alert_counts_[before]);
+    }
+    alert_counts_[cls] += 1;
+    metrics_.set_alert(alert.kind, alert.state, alert_counts_[cls]);
+    alert_class_[a] = cls;
+  }
+  if (alert.open()) {
+    open_alerts_.insert(a);
+  } else {
+    open_alerts_.erase(a);
+  }
+}
+
+void EngineHost::fan_out_board(rota::BranchIndex branch, const Frame& frame) {
+  const std::string& id = engine_->branch(branch).id;
+  std::erase_if(boards_, [&](const Board& board) {
+    auto session = board.session.lock();
+    if (!session) return true;
+    if (may_view_branch(board.who, id)) session->push(frame);
+    return false;
+  });
+}
+
+Frame EngineHost::rota_frame(std::string_view carer) const {
+  auto frame = std::make_shared<std::string>();
+  std::vector<rota::VisitIndex> visits;
+  if (auto c = engine_->find_carer(carer)) {
+    const TimePoint now = engine_->now();
+    visits = carer_rota(*engine_, *c, now - kRotaBehind, now + kRotaAhead);
+  }
+  append_rota(*frame, *engine_, visits);
+  return frame;
+}
+
+void EngineHost::push_rota(rota::CarerIndex carer) {
+  const std::string& id = engine_->carer(carer).id;
+  if (phones_.find(id) == phones_.end()) return;
+  after_durable([this, id, frame = rota_frame(id)](std::error_code ec) {
+    if (ec) return;
+    const auto it = phones_.find(id);
+    if (it == phones_.end()) return;
+    std::erase_if(it->second, [&](const std::weak_ptr<Subscriber>& w) {
+      auto phone = w.lock();
+      if (!phone) return true;
+      phone->push(frame);
+      return false;
+    });
+    if (it->second.empty()) phones_.erase(it);
+  });
+}
+
+std::size_t EngineHost::message_carer(const CarerMessage& message) {
+  const auto it = phones_.find(message.carer);
+  if (it == phones_.end()) return 0;
+  auto frame = std::make_shared<std::string>();
+  append_carer_message(*frame, message.from, message.text);
+  const Frame shared = std::move(frame);
+  std::size_t delivered = 0;
+  for (const auto& w : it->second) {
+    if (auto phone = w.lock()) {
+      phone->push(shared);
+      ++delivered;
+    }
+  }
+  return delivered;
+}
+
+void EngineHost::subscribe_board(std::weak_ptr<Subscriber> board, Principal who) {
+  net::post(strand_, [self = shared_from_this(), board = std::move(board),
+                      who = std::move(who)]() mutable {
+    auto frame = std::make_shared<std::string>();
+    self->snapshot_frames(who, *frame);
+    ++self->boards_joining_;
+    // Joins the fan-out when its snapshot goes out: deltas queued before are in it.
+    self->after_durable([self, board = std::move(board), who = std::move(who),
+                         frame = Frame(std::move(frame))](std::error_code ec) mutable {
+      --self->boards_joining_;
+      if (ec) return;
+      if (auto session = board.lock()) {
+        session->push(frame);
+        self->boards_.push_back({std::move(board), std::move(who)});
+      }
+    });
+  });
+}
+
+void EngineHost::snapshot_frames(const Principal& who, std::string& out) const {
+  std::vector<rota::VisitIndex> visits;
+  std::vector<bool> visible(engine_->branch_count(), false);
+  const TimePoint now = engine_->now();
+  for (rota::BranchIndex b = 0; b < engine_->branch_count(); ++b) {
+    const rota::BranchInfo& branch = engine_->branch(b);
+    if (!may_view_branch(who, branch.id)) continue;
+    visible[b] = true;
+    const auto today = engine_->visits_on(b, branch.zone.local_day(now));
+    visits.insert(visits.end(), today.begin(), today.end());
+  }
+  std::vector<rota::AlertIndex> alerts;
+  for (const rota::AlertIndex a : open_alerts_) {
+    if (visible[engine_->visit(engine_->alert(a).visit).branch]) alerts.push_back(a);
+  }
+  append_snapshot(out, *engine_, clock_.now(), visits, alerts);
+}
+
+void EngineHost::subscribe_carer(std::weak_ptr<Subscriber> phone, std::string carer) {
+  net::post(strand_, [self = shared_from_this(), phone = std::move(phone),
+                      carer = std::move(carer)]() mutable {
+    Frame frame = self->rota_frame(carer);
+    self->after_durable([self, phone = std::move(phone), carer = std::move(carer),
+                         frame = std::move(frame)](std::error_code ec) mutable {
+      if (ec) return;
+      if (auto session = phone.lock()) {
+        session->push(frame);
+        self->phones_[carer].push_back(std::move(phone));
+      }
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP API
+
+void EngineHost::http(std::shared_ptr<const OwnedHttpRequest> request, Principal who,
+                      std::function<void(HttpAnswer)> done) {
+  net::post(strand_, [self = shared_from_this(), request = std::move(request),
+                      who = std::move(who), done = std::move(done)] {
+    self->on_http(*request, who, done);
+  });
+}
+
+void EngineHost::on_http(const OwnedHttpRequest& request, const Principal& who,
+                         const std::function<void(HttpAnswer)>& done) {
+  Decision decision = decide(request.view(), who, *engine_, clock_.now());
+  if (decision.answer) {
+    done(std::move(*decision.answer));
+    return;
+  }
+  if (decision.message) {
+    const std::size_t n = message_carer(*decision.message);
+    HttpAnswer ok;
+    ok.body = "{\"delivered\":" + std::to_string(n) + "}";
+    done(std::move(ok));
+    return;
+  }
+  if (!decision.command) {
+    done(error_answer(Error{ErrorCode::internal, "the request was not understood"}));
+    return;
+  }
+  const ApiWrite route = decision.route;
+  on_submit(*decision.command, nullptr,
+            [done, route](const rota::Reply& reply, const rota::Engine& engine) -> Deliver {
+              auto answer_now = std::make_shared<HttpAnswer>(answer(route, reply, engine));
+              return [done, answer_now](std::error_code ec) {
+                if (ec) {
+                  done(error_answer(Error{ErrorCode::internal,
+                                          "the change could not be made durable: " +
+                                              ec.message()}));
+                } else {
+                  done(std::move(*answer_now));
+                }
+              };
+            });
+}
+
+// ---------------------------------------------------------------------------------------
+// Timers
+
+void EngineHost::arm_deadline() {
+  const auto next = engine_->next_deadline();
+  if (!next) {
+    if (armed_for_) deadline_timer_.cancel();
+    armed_for_.reset();
+    return;
+  }
+  if (armed_for_ == next) return;
+  armed_for_ = next;
+  const auto wait = std::clamp<Duration>(*next - clock_.now(), Duration::zero(), kMaxSleep);
+  deadline_timer_.expires_after(wait);
+  deadline_timer_.async_wait(net::bind_executor(
+      strand_, [self = shared_from_this()](boost::system::error_code ec) { self->on_deadline(ec); }));
+}
+
+void EngineHost::on_deadline(boost::system::error_code ec) {
+  if (ec || closing_) return;  // re-armed or cancelled
+  armed_for_.reset();
+  effects_.clear();
+  engine_->advance(clock_.now(), effects_);
+  publish(effects_);
+  arm_deadline();
+}
+
+void EngineHost::arm_snapshot_timer() {
+  snapshot_timer_.expires_after(settings_.store.snapshot_interval);
+  snapshot_timer_.async_wait(
+      net::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec) {
+        if (ec || self->closing_) return;
+        self->maybe_snapshot(true);
+        self->arm_snapshot_timer();
+      }));
+}
+
+void EngineHost::maybe_snapshot(bool timer) {
+  if (snapshot_running_ || closing_ || failed_.load()) return;
+  const std::uint64_t last = journal_.last_seq();
+  if (last == snapshot_seq_) return;
+  if (!timer && last - snapshot_seq_ < settings_.store.snapshot_every) return;
+
+  // The engine's snapshot is taken right after advance(now), as it requires.
+  const TimePoint now = clock_.now();
+  effects_.clear();
+  engine_->advance(now, effects_);
+  publish(effects_);
+  const std::uint64_t seq = journal_.last_seq();
+  auto bytes = std::make_shared<const std::string>(engine_->snapshot());
+  snapshot_running_ = true;
+  snapshot_seq_ = seq;
+  const bool compact = now - last_compaction_ >= kCompactionInterval;
+  if (compact) last_compaction_ = now;
+  const TimePoint drop_before = now - settings_.store.location_retention;
+  net::post(background_, [self = shared_from_this(), seq, bytes, compact, drop_before] {
+    try {
+      self->journal_.flush();
+      if (!self->journal_.failed() && self->journal_.durable_seq() >= seq) {
+        self->journal_.write_snapshot(seq, *bytes);
+        self->metrics_.snapshots().Increment();
+        log::info("snapshot", {{"seq", to_text(seq)}, {"bytes", to_text(bytes->size())}});
+        if (compact) {
+          const std::uint64_t dropped = self->journal_.compact(drop_before);
+          log::info("compacted", {{"dropped_location_fixes", to_text(dropped)},
+                                  {"older_than", format_rfc3339(drop_before)}});
+        }
+      }
+    } catch (const std::exception& e) {
+      // The journal still holds every record: a missed snapshot only lengthens the next start.
+      log::error("snapshot_failed", {{"seq", to_text(seq)}, {"error", e.what()}});
+    }
+    net::post(self->strand_, [self] { self->snapshot_running_ = false; });
+  });
+}
+
+}  // namespace visitd::websocket
