@@ -185,6 +185,15 @@ std::string format_double(double v) {
   return out;
 }
 
+/// `2026-12-24 18:00`: a local wall time as the config writes it.
+std::string local_text(LocalTime t) {
+  const auto day = std::chrono::floor<std::chrono::days>(t);
+  const auto minutes = std::chrono::duration_cast<std::chrono::minutes>(t - day).count();
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%02d:%02d", int(minutes / 60), int(minutes % 60));
+  return format_local_date(LocalDays(day)) + " " + buf;
+}
+
 std::string format_size(std::size_t bytes) {
   if (bytes != 0 && bytes % kMiB == 0) return std::to_string(bytes / kMiB) + "MiB";
   if (bytes != 0 && bytes % kKiB == 0) return std::to_string(bytes / kKiB) + "KiB";
@@ -251,7 +260,7 @@ class Reader {
     s.source = file_;
     check_keys(root, "",
                {"server", "store", "auth", "thresholds", "tracking", "branches", "receivers",
-                "escalation"});
+                "oncall", "escalation"});
     if (const auto* t = table(root, "", "server")) read_server(*t, s.server);
     if (const auto* t = table(root, "", "store")) read_store(*t, s.store);
     if (const auto* t = table(root, "", "auth")) read_auth(*t, s.auth);
@@ -260,6 +269,7 @@ class Reader {
     if (const auto* t = table(root, "", "tracking")) read_tracking(*t, s.tracking);
     if (const auto* a = tables(root, "", "branches")) read_branches(*a, s.branches);
     if (const auto* a = tables(root, "", "receivers")) read_receivers(*a, s.receivers);
+    if (const auto* a = tables(root, "", "oncall")) read_oncall(*a, s);
     if (const auto* t = table(root, "", "escalation")) read_escalation(*t, s);
     validate_thresholds(s);
     return s;
@@ -721,25 +731,163 @@ class Reader {
     }
   }
 
+  /// Receiver names in `key` of `t` (at `path`): at least one, each a [[receivers]] name.
+  [[nodiscard]] std::vector<std::string> receiver_names(const toml::table& t,
+                                                        const std::string& path,
+                                                        std::string_view key,
+                                                        const std::vector<Receiver>& receivers,
+                                                        bool required) const {
+    auto names = strings(t, path, key);
+    if (!names) {
+      if (required) fail(line_of(t), join(path, key), "missing (required)");
+      return {};
+    }
+    if (names->empty()) fail(*t.get(key), join(path, key), "must name at least one receiver");
+    const auto& nodes = *t.get(key)->as_array();
+    for (std::size_t j = 0; j < names->size(); ++j) {
+      const std::string& who = (*names)[j];
+      const bool known = std::any_of(receivers.begin(), receivers.end(),
+                                     [&](const Receiver& r) { return r.name == who; });
+      if (!known) {
+        fail(*nodes.get(j), at_index(join(path, key), j),
+             "no receiver named " + quote(who) + " (define it in a [[receivers]] table)");
+      }
+    }
+    return std::move(*names);
+  }
+
+  /// "HH:MM" as a time of day; "24:00" only when `end_of_day` is allowed.
+  [[nodiscard]] Duration time_of_day(const toml::table& t, const std::string& path,
+                                     std::string_view key) const {
+    const auto v = string(t, path, key);
+    if (!v) fail(line_of(t), join(path, key), "missing (required)");
+    const std::string& x = *v;
+    const bool shape = x.size() == 5 && x[2] == ':' && std::isdigit((unsigned char)x[0]) &&
+                       std::isdigit((unsigned char)x[1]) && std::isdigit((unsigned char)x[3]) &&
+                       std::isdigit((unsigned char)x[4]);
+    const int h = shape ? (x[0] - '0') * 10 + (x[1] - '0') : -1;
+    const int m = shape ? (x[3] - '0') * 10 + (x[4] - '0') : -1;
+    if (!shape || h > 24 || m > 59 || (h == 24 && m != 0)) {
+      fail(*t.get(key), join(path, key),
+           quote(x) + " is not a time of day: expected \"HH:MM\" from \"00:00\" to \"24:00\"");
+    }
+    return std::chrono::hours(h) + std::chrono::minutes(m);
+  }
+
+  void read_oncall(const toml::array& a, Settings& s) const {
+    std::map<std::string, int, std::less<>> seen;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      const toml::table& t = *a.get(i)->as_table();
+      const std::string p = at_index("oncall", i);
+      check_keys(t, p, {"name", "timezone", "default", "windows", "overrides"});
+      OnCall o;
+      o.name = required_string(t, p, "name");
+      const int name_line = line_of(*t.get("name"));
+      if (auto [it, fresh] = seen.emplace(o.name, name_line); !fresh) {
+        fail(name_line, join(p, "name"),
+             "duplicate on-call schedule " + quote(o.name) + " (first defined on line " +
+                 std::to_string(it->second) + ")");
+      }
+      // A step's `notify` names either; one name must not mean two things.
+      if (std::any_of(s.receivers.begin(), s.receivers.end(),
+                      [&](const Receiver& r) { return r.name == o.name; })) {
+        fail(name_line, join(p, "name"),
+             quote(o.name) + " is already a receiver's name: escalation steps could not tell "
+                             "which is meant");
+      }
+      TimeZone zone = TimeZone::utc();
+      if (auto tz = string(t, p, "timezone")) {
+        auto located = TimeZone::locate(*tz);
+        if (!located) {
+          fail(*t.get("timezone"), join(p, "timezone"),
+               located.error().message + ": expected an IANA name such as \"Europe/London\"");
+        }
+        o.timezone = *tz;
+      }
+      zone = *TimeZone::locate(o.timezone);
+      o.fallback = receiver_names(t, p, "default", s.receivers, true);
+
+      if (const toml::array* windows = tables(t, p, "windows")) {
+        for (std::size_t k = 0; k < windows->size(); ++k) {
+          const toml::table& w = *windows->get(k)->as_table();
+          const std::string wp = at_index(join(p, "windows"), k);
+          check_keys(w, wp, {"days", "from", "to", "notify"});
+          OnCallWindow window;
+          const auto days = strings(w, wp, "days");
+          if (!days || days->empty()) {
+            fail(days ? line_of(*w.get("days")) : line_of(w), join(wp, "days"),
+                 "required: the weekdays the window starts on, e.g. [\"mon\", \"tue\"]");
+          }
+          static constexpr std::array<std::string_view, 7> kDays = {"sun", "mon", "tue", "wed",
+                                                                    "thu", "fri", "sat"};
+          for (std::size_t d = 0; d < days->size(); ++d) {
+            const auto at = std::find(kDays.begin(), kDays.end(), (*days)[d]);
+            if (at == kDays.end()) {
+              fail(*w.get("days")->as_array()->get(d), at_index(join(wp, "days"), d),
+                   quote((*days)[d]) + " is not a weekday: use mon, tue, wed, thu, fri, sat, sun");
+            }
+            window.days |= std::uint8_t(1u << (at - kDays.begin()));
+          }
+          window.from = time_of_day(w, wp, "from");
+          window.to = time_of_day(w, wp, "to");
+          if (window.from == std::chrono::hours(24)) {
+            fail(*w.get("from"), join(wp, "from"), "a window cannot start at 24:00");
+          }
+          window.notify = receiver_names(w, wp, "notify", s.receivers, true);
+          o.windows.push_back(std::move(window));
+        }
+      }
+      if (const toml::array* overrides = tables(t, p, "overrides")) {
+        for (std::size_t k = 0; k < overrides->size(); ++k) {
+          const toml::table& w = *overrides->get(k)->as_table();
+          const std::string wp = at_index(join(p, "overrides"), k);
+          check_keys(w, wp, {"from", "to", "notify"});
+          OnCallOverride cover;
+          for (const std::string_view key : {"from", "to"}) {
+            const auto v = string(w, wp, key);
+            if (!v) fail(line_of(w), join(wp, key), "missing (required)");
+            const auto local = parse_local_time(*v);
+            if (!local) {
+              fail(*w.get(key), join(wp, key),
+                   quote(*v) + " is not a local time: expected \"2026-12-24 18:00\"");
+            }
+            // Local times that happen twice or never at a DST change are refused, as in rotas.
+            if (auto instant = zone.to_sys(*local); !instant) {
+              fail(*w.get(key), join(wp, key), instant.error().message);
+            }
+            (key == "from" ? cover.from : cover.to) = *local;
+          }
+          if (cover.to <= cover.from) {
+            fail(*w.get("to"), join(wp, "to"), "must be after `from`");
+          }
+          cover.notify = receiver_names(w, wp, "notify", s.receivers, true);
+          o.overrides.push_back(std::move(cover));
+        }
+      }
+      s.oncall.push_back(std::move(o));
+    }
+  }
+
   void read_escalation(const toml::table& t, Settings& s) const {
     const std::string_view p = "escalation";
     check_keys(t, p, {"ack_timeout", "critical", "warning", "info"});
     Escalation& out = s.escalation;
     if (auto v = positive_duration(t, p, "ack_timeout")) out.ack_timeout = *v;
-    out.critical = read_ladder(t, "critical", s.receivers);
-    out.warning = read_ladder(t, "warning", s.receivers);
+    out.critical = read_ladder(t, "critical", s);
+    out.warning = read_ladder(t, "warning", s);
     if (const toml::node* n = t.get("info")) {
       // design.md: info alerts go to the board only; paging someone at night for one would
       // teach them to ignore the pager.
       if (const auto* a = n->as_array(); a != nullptr && !a->empty()) {
         fail(*n, join(p, "info"), "info never pages: leave the info ladder empty or remove it");
       }
-      out.info = read_ladder(t, "info", s.receivers);
+      out.info = read_ladder(t, "info", s);
     }
   }
 
-  [[nodiscard]] std::vector<EscalationStep> read_ladder(
-      const toml::table& t, std::string_view name, const std::vector<Receiver>& receivers) const {
+  [[nodiscard]] std::vector<EscalationStep> read_ladder(const toml::table& t,
+                                                        std::string_view name,
+                                                        const Settings& s) const {
     const std::string path = join("escalation", name);
     std::vector<EscalationStep> out;
     const toml::array* a = tables(t, "escalation", name);
@@ -763,13 +911,15 @@ class Reader {
       const auto& names = *step.get("notify")->as_array();
       for (std::size_t j = 0; j < notify->size(); ++j) {
         const std::string& who = (*notify)[j];
-        // Only receivers for now; on-call schedules are not configurable yet, and when they
-        // are a name may also refer to one.
-        const bool known = std::any_of(receivers.begin(), receivers.end(),
-                                       [&](const Receiver& r) { return r.name == who; });
+        const bool known =
+            std::any_of(s.receivers.begin(), s.receivers.end(),
+                        [&](const Receiver& r) { return r.name == who; }) ||
+            std::any_of(s.oncall.begin(), s.oncall.end(),
+                        [&](const OnCall& o) { return o.name == who; });
         if (!known) {
           fail(*names.get(j), at_index(join(p, "notify"), j),
-               "no receiver named " + quote(who) + " (define it in a [[receivers]] table)");
+               "no receiver or on-call schedule named " + quote(who) +
+                   " (define it in [[receivers]] or [[oncall]])");
         }
       }
       e.notify = std::move(*notify);
@@ -1053,6 +1203,41 @@ std::string describe(const Settings& s) {
     w.string("url", r.url);
     // The routing key lets anyone page the on-call coordinator: a credential like the secret.
     if (!r.routing_key.empty()) w.string("routing_key", "<redacted>");
+  }
+
+  for (const OnCall& o : s.oncall) {
+    w.array_header("oncall");
+    w.string("name", o.name);
+    w.string("timezone", o.timezone);
+    w.strings("default", o.fallback);
+    static constexpr std::array<std::string_view, 7> kDays = {"sun", "mon", "tue", "wed",
+                                                              "thu", "fri", "sat"};
+    const auto clock = [](Duration d) {
+      const auto m = std::chrono::duration_cast<std::chrono::minutes>(d).count();
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "%02d:%02d", int(m / 60), int(m % 60));
+      return std::string(buf);
+    };
+    std::string windows = "[";
+    for (std::size_t i = 0; i < o.windows.size(); ++i) {
+      const OnCallWindow& win = o.windows[i];
+      std::vector<std::string> days;
+      for (std::size_t d = 0; d < 7; ++d) {
+        if ((win.days >> d) & 1u) days.emplace_back(kDays[d]);
+      }
+      windows += (i == 0 ? " " : ", ");
+      windows += "{ days = " + Writer::list(days) + ", from = " + quote(clock(win.from)) +
+                 ", to = " + quote(clock(win.to)) + ", notify = " + Writer::list(win.notify) + " }";
+    }
+    w.value("windows", windows + (o.windows.empty() ? "]" : " ]"));
+    std::string overrides = "[";
+    for (std::size_t i = 0; i < o.overrides.size(); ++i) {
+      const OnCallOverride& cover = o.overrides[i];
+      overrides += (i == 0 ? " " : ", ");
+      overrides += "{ from = " + quote(local_text(cover.from)) + ", to = " +
+                   quote(local_text(cover.to)) + ", notify = " + Writer::list(cover.notify) + " }";
+    }
+    w.value("overrides", overrides + (o.overrides.empty() ? "]" : " ]"));
   }
 
   w.header("escalation");

@@ -538,7 +538,7 @@ warning = [ { after = "15m", notify = ["pager", "oncall"] } ]
 )");
   CHECK(r.key == "escalation.warning[0].notify[1]");
   CHECK(r.line == 8);
-  CHECK_THAT(r.what, Catch::Contains("no receiver named \"oncall\""));
+  CHECK_THAT(r.what, Catch::Contains("no receiver or on-call schedule named \"oncall\""));
 }
 
 TEST_CASE("Escalation ladders are checked for shape and order") {

@@ -3,12 +3,14 @@
 // values (see load.hpp). Thread-safe to share: nothing here changes after loading.
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "visitd/core/time.hpp"
+#include "visitd/core/zone.hpp"
 
 namespace visitd::config {
 
@@ -85,6 +87,37 @@ struct Receiver {
   bool operator==(const Receiver&) const = default;
 };
 
+/// A weekly window of an on-call schedule, in the schedule's local wall time.
+struct OnCallWindow {
+  std::uint8_t days = 0;  ///< bit d: the window starts on weekday d (0 = Sunday ... 6 = Saturday)
+  Duration from{0};       ///< time of day it starts
+  Duration to{0};         ///< time of day it ends; at or before `from`: the next day (overnight)
+  std::vector<std::string> notify;  ///< receiver names
+
+  bool operator==(const OnCallWindow&) const = default;
+};
+
+/// Dated cover that replaces the weekly windows, e.g. a holiday (local wall times).
+struct OnCallOverride {
+  LocalTime from;
+  LocalTime to;  ///< after `from`
+  std::vector<std::string> notify;
+
+  bool operator==(const OnCallOverride&) const = default;
+};
+
+/// `[[oncall]]`: who is paged when an escalation step names this schedule: an override
+/// covering the moment, else the weekly window it falls in, else `default`.
+struct OnCall {
+  std::string name;
+  std::string timezone = "Europe/London";
+  std::vector<std::string> fallback;  ///< the `default` key
+  std::vector<OnCallWindow> windows;
+  std::vector<OnCallOverride> overrides;
+
+  bool operator==(const OnCall&) const = default;
+};
+
 /// One rung of an escalation ladder.
 struct EscalationStep {
   Duration after{0};
@@ -148,6 +181,7 @@ struct Settings {
   Tracking tracking;
   std::vector<Branch> branches;
   std::vector<Receiver> receivers;
+  std::vector<OnCall> oncall;
   Escalation escalation;
 
   /// The branch with this id, or nullptr.
