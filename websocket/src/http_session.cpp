@@ -107,9 +107,11 @@ void HttpSession::on_read(beast::error_code ec, std::size_t) {
     version_ = 11;
     head_ = false;
     if (ec == http::error::body_limit) {
-      return respond(error_answer(Error{
+      HttpAnswer a = error_answer(Error{
           ErrorCode::bad_message, "the body is larger than [server] max_body (" +
-                                      std::to_string(ctx_->settings.server.max_body) + " bytes)"}));
+                                      std::to_string(ctx_->settings.server.max_body) + " bytes)"});
+      a.status = 413;
+      return respond(a);
     }
     if (ec == http::error::header_limit) {
       HttpAnswer a = error_answer(Error{ErrorCode::bad_message, "the request headers are too large"});

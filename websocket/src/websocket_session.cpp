@@ -241,9 +241,14 @@ void WebSocketSession::push(Frame frame) {
 
 void WebSocketSession::send(Frame frame) {
   if (closing_) return;
-  if (queue_.size() >= ctx_->settings.server.board_queue) {
-    // Too slow to read what it is sent: cut it off so that it cannot hold memory or anyone
-    // up. It reconnects and starts again from a fresh snapshot or rota.
+  // A client is cut off when it does not take what it is sent, not when one change sends it
+  // many messages at once (a rota import, a branch's visits turning late together): only a
+  // backlog over board_queue behind a write that has made no progress for kStalledWrite, or
+  // one so large (kHardQueueFactor times board_queue) that it must not be held in memory.
+  const std::size_t limit = ctx_->settings.server.board_queue;
+  const bool stalled = writing_ && std::chrono::steady_clock::now() - last_progress_ > kStalledWrite;
+  if ((queue_.size() >= limit && stalled) || queue_.size() >= limit * kHardQueueFactor) {
+    // It reconnects and starts again from a fresh snapshot or rota; nobody waits for it.
     if (channel_ == Channel::board) ctx_->metrics.boards_dropped().Increment();
     log::warn("slow_client_dropped",
               {{"channel", to_string(channel_)},
@@ -262,6 +267,7 @@ void WebSocketSession::send(Frame frame) {
 }
 
 void WebSocketSession::do_write() {
+  if (!writing_) last_progress_ = std::chrono::steady_clock::now();
   writing_ = true;
   ws_.text(true);
   ws_.async_write(net::buffer(*queue_.front()),
@@ -270,6 +276,7 @@ void WebSocketSession::do_write() {
 
 void WebSocketSession::on_write(beast::error_code ec, std::size_t) {
   writing_ = false;
+  last_progress_ = std::chrono::steady_clock::now();
   if (ec) {
     queue_.clear();
     return;

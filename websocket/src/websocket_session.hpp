@@ -28,6 +28,11 @@ namespace visitd::websocket::detail {
 
 /// How long a connection may stay unauthenticated (protocol: "within 5 s").
 inline constexpr std::chrono::seconds kAuthTimeout{5};
+/// A client whose socket has taken nothing for this long while `board_queue` messages wait
+/// is disconnected as too slow.
+inline constexpr std::chrono::seconds kStalledWrite{1};
+/// ... and any client with this many times `board_queue` messages waiting, however it reads.
+inline constexpr std::size_t kHardQueueFactor = 16;
 
 class WebSocketSession final : public Subscriber,
                                public Closable,
@@ -73,6 +78,7 @@ class WebSocketSession final : public Subscriber,
   boost::asio::steady_timer auth_timer_;
   std::deque<Frame> queue_;
   bool writing_ = false;
+  std::chrono::steady_clock::time_point last_progress_;  ///< a write last completed or started
   bool closing_ = false;        ///< no more frames are queued
   bool close_started_ = false;  ///< async_close issued (or the socket cut)
   boost::beast::websocket::close_reason close_reason_;
