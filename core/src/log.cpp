@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "visitd/core/json_text.hpp"
 #include "visitd/core/time.hpp"
 
 namespace visitd::log {
@@ -26,40 +27,6 @@ std::string_view name(Level level) {
       return "error";
   }
   return "info";
-}
-
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          static constexpr char kHex[] = "0123456789abcdef";
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 15];
-        } else {
-          out += ch;  // UTF-8 passes through; log lines are for people and shippers
-        }
-    }
-  }
-  out += '"';
 }
 
 void append_text_value(std::string& out, std::string_view v) {

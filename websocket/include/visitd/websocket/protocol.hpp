@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "visitd/core/error.hpp"
+#include "visitd/core/json_text.hpp"
 #include "visitd/core/time.hpp"
 #include "visitd/rota/engine.hpp"
 #include "visitd/rota/import.hpp"
@@ -188,8 +189,8 @@ void append_http_error(std::string& out, const Error& error,
 
 // Building blocks, for other writers of JSON (webhook bodies, metrics labels).
 
-/// `s` as a JSON string, quotes included; invalid UTF-8 becomes U+FFFD.
-void append_json_string(std::string& out, std::string_view s);
+/// `s` as a JSON string, quotes included; invalid UTF-8 becomes U+FFFD (core/json_text.hpp).
+using visitd::append_json_string;
 /// A number in its shortest exact form (`51.5014`, `12`); null when not finite.
 void append_json_number(std::string& out, double value);
 
