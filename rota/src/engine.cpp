@@ -133,13 +133,54 @@ bool Visit::assigned(CarerIndex c) const {
 // Engine: entry points
 
 Engine::Engine(const config::Settings& settings, TimePoint origin)
-    : settings_(settings), now_(origin), wheel_(origin) {
+    : settings_(&settings), now_(origin), wheel_(origin) {
   for (const auto& b : settings.branches) {
     auto zone = TimeZone::locate(b.timezone);
     // The config loader validated every zone; a bad one here is a programming error.
     assert(zone.has_value());
     branches_.push_back(BranchInfo{b.id, zone ? *zone : TimeZone::utc()});
   }
+}
+
+std::optional<Error> Engine::reconfigure(std::shared_ptr<const config::Settings> settings,
+                                         TimePoint now, Effects& effects) {
+  for (const BranchInfo& b : branches_) {
+    const config::Branch* next = settings->find_branch(b.id);
+    if (next == nullptr) {
+      return Error{ErrorCode::conflict, "branch " + b.id + " is missing from the new config: a "
+                                        "branch the daemon has seen cannot be removed while it runs"};
+    }
+    if (next->timezone != b.zone.name()) {
+      return Error{ErrorCode::conflict, "branch " + b.id + " changes time zone from " +
+                                            std::string(b.zone.name()) + " to " + next->timezone +
+                                            ": not while its rota is loaded"};
+    }
+  }
+  // Everything due under the old settings fires first: the new ones apply from `now` on.
+  advance(now, effects);
+  owned_settings_ = std::move(settings);
+  settings_ = owned_settings_.get();
+  for (const auto& b : settings_->branches) {
+    if (find_branch(b.id)) continue;
+    auto zone = TimeZone::locate(b.timezone);
+    assert(zone.has_value());  // validated by the config loader
+    branches_.push_back(BranchInfo{b.id, zone ? *zone : TimeZone::utc()});
+  }
+  // Each resolved threshold set is keyed branch \0 type \0 c|n (see thresholds_index).
+  for (const auto& [key, index] : thresholds_ids_) {
+    const auto first = key.find('\0');
+    const auto last = key.rfind('\0');
+    thresholds_[index] = settings_->thresholds_for(
+        std::string_view(key).substr(0, first),
+        std::string_view(key).substr(first + 1, last - first - 1), key.substr(last + 1) == "c");
+  }
+  for (CarerIndex c = 0; c < carers_.size(); ++c) rebuild_shifts(c);
+  for (VisitIndex v = 0; v < visits_.size(); ++v) {
+    plan_start(v);
+    plan_end(v);
+  }
+  advance(now, effects);
+  return std::nullopt;
 }
 
 Reply Engine::apply(const Command& command, TimePoint now, Effects& effects) {
@@ -253,7 +294,7 @@ void Engine::remember(const EventKey& key, VisitIndex v) {
 }
 
 TimePoint Engine::plausible(TimePoint device, TimePoint not_before, Flags& flags) const {
-  if (device > now_ + settings_.tracking.device_skew || device < not_before) {
+  if (device > now_ + settings_->tracking.device_skew || device < not_before) {
     flags |= kDeviceTimeSkew;
     return now_;
   }
@@ -265,7 +306,7 @@ Reply Engine::on(const CheckIn& c, Effects& fx) {
   if (auto dup = duplicate_of(key)) return *dup;
   if (auto e = check_event_id(c.event_id)) return rejected(*e);
   if (!valid_fix(c.fix)) return rejected(ErrorCode::bad_message, "lat/lon/accuracy out of range");
-  if (c.at < now_ - settings_.tracking.offline_window) {
+  if (c.at < now_ - settings_->tracking.offline_window) {
     return rejected(ErrorCode::too_old,
                     "check-in at " + format_rfc3339(c.at) + " is older than the offline window");
   }
@@ -280,9 +321,9 @@ Reply Engine::on(const CheckIn& c, Effects& fx) {
 
   const auto& th = thresholds_[v.thresholds];
   Flags flags = 0;
-  const TimePoint at = plausible(c.at, v.start - settings_.tracking.early_window, flags);
-  if (at < v.start - settings_.tracking.early_window ||
-      at > v.end + settings_.tracking.late_window) {
+  const TimePoint at = plausible(c.at, v.start - settings_->tracking.early_window, flags);
+  if (at < v.start - settings_->tracking.early_window ||
+      at > v.end + settings_->tracking.late_window) {
     return rejected(ErrorCode::outside_visit_window,
                     "visit " + v.id + " is not open for check-in at " + format_rfc3339(at));
   }
@@ -343,7 +384,7 @@ Reply Engine::on(const CheckOut& c, Effects& fx) {
   if (auto dup = duplicate_of(key)) return *dup;
   if (auto e = check_event_id(c.event_id)) return rejected(*e);
   if (!valid_fix(c.fix)) return rejected(ErrorCode::bad_message, "lat/lon/accuracy out of range");
-  if (c.at < now_ - settings_.tracking.offline_window) {
+  if (c.at < now_ - settings_->tracking.offline_window) {
     return rejected(ErrorCode::too_old,
                     "check-out at " + format_rfc3339(c.at) + " is older than the offline window");
   }
@@ -381,11 +422,11 @@ Reply Engine::on(const LocationPing& c, Effects&) {
   if (auto dup = duplicate_of(key)) return *dup;
   if (auto e = check_event_id(c.event_id)) return rejected(*e);
   if (!valid_fix(c.fix)) return rejected(ErrorCode::bad_message, "lat/lon/accuracy out of range");
-  if (c.at < now_ - settings_.tracking.offline_window) {
+  if (c.at < now_ - settings_->tracking.offline_window) {
     return rejected(ErrorCode::too_old,
                     "location at " + format_rfc3339(c.at) + " is older than the offline window");
   }
-  if (c.at > now_ + settings_.tracking.offline_window) {
+  if (c.at > now_ + settings_->tracking.offline_window) {
     // A clock this far ahead is broken; remembering the ping until it is "too old" by that
     // clock would hold memory for as long.
     return rejected(ErrorCode::bad_message, "at " + format_rfc3339(c.at) +
@@ -407,7 +448,7 @@ Reply Engine::on(const LocationPing& c, Effects&) {
   decided_.insert(key, Decision{kNoIndex, VisitState::scheduled, 0});
   // Kept until a resend would be refused as too old (by the device's own clock, which may be
   // ahead), so a resend is never taken as new.
-  const auto& t = settings_.tracking;
+  const auto& t = settings_->tracking;
   if (c.at <= now_ + t.device_skew) {
     pings_.push_back(PingMemory{now_ + t.offline_window + 2 * t.device_skew, key});
   } else {
@@ -428,8 +469,8 @@ Reply Engine::on(const RunningLate& c, Effects& fx) {
   if (!v.check_ins.empty()) {
     return rejected(ErrorCode::already_checked_in, "visit " + v.id + " is already under way");
   }
-  if (c.eta < v.start - settings_.tracking.early_window ||
-      c.eta > v.end + settings_.tracking.late_window) {
+  if (c.eta < v.start - settings_->tracking.early_window ||
+      c.eta > v.end + settings_->tracking.late_window) {
     return rejected(ErrorCode::bad_message,
                     "eta " + format_rfc3339(c.eta) + " is outside visit " + v.id + "'s window");
   }
@@ -760,10 +801,11 @@ std::uint16_t Engine::thresholds_index(BranchIndex b, std::string_view type, boo
   std::string key = branches_[b].id;
   key += '\0';
   key += type;
-  key += tc ? "\0c" : "\0n";
+  key += '\0';  // a char: the literal "\0c" would append nothing
+  key += tc ? 'c' : 'n';
   auto it = thresholds_ids_.find(key);
   if (it != thresholds_ids_.end()) return it->second;
-  thresholds_.push_back(settings_.thresholds_for(branches_[b].id, type, tc));
+  thresholds_.push_back(settings_->thresholds_for(branches_[b].id, type, tc));
   const auto index = std::uint16_t(thresholds_.size() - 1);
   thresholds_ids_.emplace(std::move(key), index);
   return index;
@@ -784,8 +826,8 @@ void Engine::rebuild_shifts(CarerIndex ci) {
     }
   }
   for (auto& [day, shift] : by_day) {
-    carer.shifts.push_back(Shift{shift.from - settings_.tracking.shift_lead,
-                                 shift.to + settings_.tracking.shift_tail});
+    carer.shifts.push_back(Shift{shift.from - settings_->tracking.shift_lead,
+                                 shift.to + settings_->tracking.shift_tail});
   }
   std::sort(carer.shifts.begin(), carer.shifts.end(),
             [](const Shift& a, const Shift& b) { return a.from < b.from; });

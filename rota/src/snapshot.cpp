@@ -181,6 +181,13 @@ std::string Engine::snapshot() const {
   return out;
 }
 
+Result<std::unique_ptr<Engine>> Engine::restore(std::shared_ptr<const config::Settings> settings,
+                                                std::string_view bytes) {
+  auto engine = restore(*settings, bytes);
+  if (engine) (*engine)->owned_settings_ = std::move(settings);
+  return engine;
+}
+
 Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings,
                                                 std::string_view bytes) {
   auto damaged = [](std::string what) {

@@ -573,3 +573,61 @@ TEST_CASE("Re-importing a completed visit with another carer moves it off the ol
   CHECK(day.engine.carer(*day.engine.find_carer("C2")).visits.size() == 1);
   CHECK(day.visit("V1").state == VisitState::completed);
 }
+
+TEST_CASE("A time-critical visit keeps its thresholds beside an ordinary one of the same type") {
+  // Both are personal_care in B1: one threshold set each, not one shared by whichever came
+  // first (the ordinary visit is imported first here).
+  Day day({plan("V1", {"C1"}, "2026-11-23T08:00:00Z", "2026-11-23T08:30:00Z"),
+           plan("M1", {"C2"}, "2026-11-23T08:00:00Z", "2026-11-23T08:15:00Z", true)});
+  day.advance_to("2026-11-23T08:06:00Z");
+  CHECK(day.visit("M1").state == VisitState::late);
+  CHECK(day.visit("V1").state == VisitState::scheduled);
+  day.advance_to("2026-11-23T08:15:00Z");
+  CHECK(day.visit("V1").state == VisitState::late);
+}
+
+TEST_CASE("A reconfigured engine plans every open visit again from the new thresholds") {
+  Day day({plan("V1", {"C1"}, "2026-11-23T09:00:00Z", "2026-11-23T09:30:00Z"),
+           plan("V2", {"C2"}, "2026-11-23T10:00:00Z", "2026-11-23T10:30:00Z")});
+  day.advance_to("2026-11-23T09:05:00Z");
+  auto next = std::make_shared<config::Settings>(agency());
+  next->thresholds.values.late_after = 3min;  // tighter than the 15m default
+  day.fx.clear();
+  REQUIRE_FALSE(day.engine.reconfigure(next, day.now, day.fx));
+  // V1 is already more than 3 minutes past its start: late at once, raised at its due time.
+  CHECK(day.visit("V1").state == VisitState::late);
+  CHECK(day.alert_of("V1", AlertPhase::start)->raised_at == at("2026-11-23T09:03:00Z"));
+  CHECK(day.count(AlertTransition::raised) == 1);
+  day.advance_to("2026-11-23T10:03:00Z");
+  CHECK(day.visit("V2").state == VisitState::late);
+  CHECK(day.engine.settings().thresholds.values.late_after == 3min);
+}
+
+TEST_CASE("A reconfigure that drops a branch or moves its zone is refused and changes nothing") {
+  Day day({plan("V1", {"C1"}, "2026-11-23T09:00:00Z", "2026-11-23T09:30:00Z")});
+  const std::string before = day.engine.canonical_dump();
+  auto dropped = std::make_shared<config::Settings>(agency());
+  dropped->branches.pop_back();
+  auto error = day.engine.reconfigure(dropped, day.now, day.fx);
+  REQUIRE(error);
+  CHECK(error->code == ErrorCode::conflict);
+  CHECK_THAT(error->message, Catch::Contains("B2"));
+  auto moved = std::make_shared<config::Settings>(agency());
+  moved->branches[0].timezone = "America/New_York";
+  error = day.engine.reconfigure(moved, day.now, day.fx);
+  REQUIRE(error);
+  CHECK_THAT(error->message, Catch::Contains("time zone"));
+  CHECK(day.engine.canonical_dump() == before);
+}
+
+TEST_CASE("A reconfigure adds new branches, whose rotas can then be imported") {
+  Day day({plan("V1", {"C1"}, "2026-11-23T09:00:00Z", "2026-11-23T09:30:00Z")});
+  auto next = std::make_shared<config::Settings>(agency());
+  next->branches.push_back(config::Branch{"B3", "East", "Europe/London", {}});
+  REQUIRE_FALSE(day.engine.reconfigure(next, day.now, day.fx));
+  ImportRota import{"B3", LocalDays(std::chrono::sys_days(2026y / 11 / 23).time_since_epoch()),
+                    {plan("E1", {"C9"}, "2026-11-23T11:00:00Z", "2026-11-23T11:30:00Z")},
+                    "office"};
+  CHECK(day.apply(import).status == Status::accepted);
+  CHECK(day.engine.find_branch("B3"));
+}

@@ -334,6 +334,18 @@ class Engine {
   Reply apply(const Command& command, TimePoint now, Effects& effects);
   /// Fires every deadline due at or before `now`; appends what changed to `effects`.
   void advance(TimePoint now, Effects& effects);
+
+  /// Puts new settings in force at `now` (a config reload): thresholds for every visit,
+  /// shift bounds, the tracking windows, and branches added. Deadlines are planned again
+  /// from the new thresholds, and those now due fire (appending to `effects`). The engine
+  /// keeps `settings` alive. Refused (nothing changes) when a branch that the engine knows
+  /// is missing or has another time zone: its rota's local days would change meaning.
+  /// Like apply(), this is a decision the journal must record, so that a replay makes it at
+  /// the same point.
+  std::optional<Error> reconfigure(std::shared_ptr<const config::Settings> settings,
+                                   TimePoint now, Effects& effects);
+  /// The settings in force.
+  const config::Settings& settings() const { return *settings_; }
   /// When `advance` next has something to do (never later than the earliest deadline).
   std::optional<TimePoint> next_deadline() const;
   /// The latest time the engine has seen.
@@ -367,6 +379,9 @@ class Engine {
   /// An engine in the state a snapshot recorded, under (possibly reloaded) settings. An
   /// Error for damaged bytes, a newer format, or a branch the settings no longer have.
   static Result<std::unique_ptr<Engine>> restore(const config::Settings& settings,
+                                                 std::string_view bytes);
+  /// The same, keeping `settings` alive for as long as the engine.
+  static Result<std::unique_ptr<Engine>> restore(std::shared_ptr<const config::Settings> settings,
                                                  std::string_view bytes);
 
   /// Every piece of state, in a canonical text form: two engines with equal dumps are in
@@ -427,7 +442,8 @@ class Engine {
   CarerIndex missing_carer(const Visit& v) const;
   Severity late_severity(const Visit& v) const;
 
-  const config::Settings& settings_;
+  const config::Settings* settings_;
+  std::shared_ptr<const config::Settings> owned_settings_;  ///< set by reconfigure()
   TimePoint now_;
   DeadlineWheel wheel_;
 
