@@ -1284,3 +1284,15 @@ std::string describe(const Settings& s) {
 }
 
 }  // namespace visitd::config
+
+namespace visitd::config {
+
+std::string describe_tracking(const Settings& settings) {
+  Settings tracking;
+  tracking.thresholds = settings.thresholds;
+  tracking.tracking = settings.tracking;
+  tracking.branches = settings.branches;
+  return describe(tracking);
+}
+
+}  // namespace visitd::config

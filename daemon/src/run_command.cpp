@@ -42,7 +42,9 @@ Options:
 
 Signals: SIGTERM or SIGINT stop it gracefully: no new connections, every owed ack is
 delivered once durable, the journal is flushed, WebSockets close with 1001; exit status 0.
-SIGHUP is logged and ignored: reloading the config is not supported yet (restart instead).
+SIGHUP reads FILE again and puts its thresholds, tracking windows and branches in force
+(recorded in the journal; a branch cannot be removed or change zone while running); a
+file with errors changes nothing and says why. Other sections need a restart.
 
 Logs go to stderr, one line per event of interest; the first says where it listens:
   ... info  listening addr=127.0.0.1:8080 ...
@@ -93,6 +95,33 @@ RunOptions parse(const std::vector<std::string_view>& args) {
 }
 
 std::string text(std::uint64_t n) { return std::to_string(n); }
+
+}  // namespace
+
+namespace {
+
+/// SIGHUP: reads the config again; its thresholds, tracking windows and branches go in force
+/// now (and into the journal). A config with errors changes nothing.
+void reload(const std::string& file, websocket::EngineHost& host) {
+  std::shared_ptr<const config::Settings> next;
+  try {
+    next = std::make_shared<const config::Settings>(config::load_file(file));
+  } catch (const ConfigError& e) {
+    log::error("reload_refused", {{"error", e.what()}, {"effect", "the settings in force stay"}});
+    return;
+  }
+  host.reload(next, [file](websocket::EngineHost::ReloadOutcome outcome) {
+    if (outcome.error) {
+      log::error("reload_refused",
+                 {{"file", file}, {"error", outcome.error->message},
+                  {"effect", "the settings in force stay"}});
+    } else if (outcome.unchanged) {
+      log::info("reloaded", {{"file", file}, {"tracking", "unchanged"}});
+    } else {
+      log::info("reloaded", {{"file", file}, {"tracking", "new thresholds and branches in force"}});
+    }
+  });
+}
 
 }  // namespace
 
@@ -180,6 +209,30 @@ int run_command(const std::vector<std::string_view>& args) {
     return 1;
   }
 
+  // The journal records the tracking settings in force, so that a replay decides every past
+  // event under the settings it was decided under. A config edited while the daemon was
+  // stopped takes effect now, and that is recorded too.
+  const bool changed = config::describe_tracking(recovered.engine->settings()) !=
+                       config::describe_tracking(settings);
+  if (changed || !recovered.settings_recorded) {
+    rota::Effects ignored;  // nobody is connected yet; boards get a snapshot
+    if (auto error = recovered.engine->reconfigure(std::make_shared<config::Settings>(settings),
+                                                   clock.now(), ignored)) {
+      log::error("config_refused", {{"file", options.config}, {"error", error->message}});
+      return 1;
+    }
+    store::record_settings(*journal, *recovered.engine, recovered.engine->now(), {});
+    journal->flush();
+    if (journal->failed()) {
+      log::error("journal_failed", {{"error", journal->failure().message()}});
+      return 1;
+    }
+    if (recovered.settings_recorded) {
+      log::info("config_changed", {{"file", options.config},
+                                   {"effect", "new thresholds and branches apply from now"}});
+    }
+  }
+
   net::io_context io(int(settings.server.threads));
   auto host = std::make_shared<websocket::EngineHost>(io, settings, std::move(recovered.engine),
                                                       recovered.snapshot_seq, *journal, metrics,
@@ -215,9 +268,8 @@ int run_command(const std::vector<std::string_view>& args) {
   on_signal = [&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
     if (signal == SIGHUP) {
-      log::warn("sighup_ignored", {{"why", "config reload is not supported yet: restart visitd "
-                                           "to apply config changes"}});
       signals.async_wait(on_signal);
+      reload(options.config, *host);
       return;
     }
     log::info("stopping", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});

@@ -1,19 +1,56 @@
 #include "visitd/store/engine_journal.hpp"
 
+#include <cstring>
+
+#include "visitd/config/load.hpp"
 #include "visitd/rota/codec.hpp"
 
 namespace visitd::store {
+namespace {
+
+/// A snapshot's bytes: this prefix, the settings text's length (8 bytes, little-endian), the
+/// text, then the engine's snapshot. Older snapshots are the engine's bytes alone.
+constexpr std::string_view kSettingsPrefix = "visitd-settings\n";
+
+struct SnapshotParts {
+  std::string_view settings;  ///< empty for an older snapshot
+  std::string_view engine;
+};
+
+SnapshotParts split(std::string_view bytes, std::uint64_t seq) {
+  if (bytes.substr(0, kSettingsPrefix.size()) != kSettingsPrefix) return {{}, bytes};
+  bytes.remove_prefix(kSettingsPrefix.size());
+  if (bytes.size() < 8) throw JournalError("snapshot " + std::to_string(seq) + " is truncated");
+  std::uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[std::size_t(i)]);
+  bytes.remove_prefix(8);
+  if (n > bytes.size()) throw JournalError("snapshot " + std::to_string(seq) + " is truncated");
+  return {bytes.substr(0, n), bytes.substr(n)};
+}
+
+std::shared_ptr<const config::Settings> read_settings(std::string_view text,
+                                                      const std::string& where) {
+  try {
+    return std::make_shared<const config::Settings>(config::load_string(std::string(text), where));
+  } catch (const ConfigError& e) {
+    throw JournalError(where + ": the recorded settings cannot be read: " + e.what());
+  }
+}
+
+}  // namespace
 
 Recovered recover(const config::Settings& settings, const Journal& journal, TimePoint origin) {
   Recovered out;
   if (auto snap = journal.latest_snapshot()) {
-    auto engine = rota::Engine::restore(settings, snap->bytes);
-    if (!engine) {
-      throw JournalError("snapshot " + std::to_string(snap->seq) +
-                         " cannot be used: " + engine.error().message);
-    }
+    const SnapshotParts parts = split(snap->bytes, snap->seq);
+    const std::string where = "snapshot " + std::to_string(snap->seq);
+    auto engine = parts.settings.empty()
+                      ? rota::Engine::restore(settings, parts.engine)
+                      : rota::Engine::restore(read_settings(parts.settings, where), parts.engine);
+    if (!engine) throw JournalError(where + " cannot be used: " + engine.error().message);
     out.engine = std::move(*engine);
     out.snapshot_seq = snap->seq;
+    out.settings_recorded = !parts.settings.empty();
   }
 
   rota::Effects effects;
@@ -22,13 +59,21 @@ Recovered recover(const config::Settings& settings, const Journal& journal, Time
     // backwards in the engine, so starting it at `origin` (now) would stamp every replayed
     // decision with the restart's time.
     if (!out.engine) out.engine = std::make_unique<rota::Engine>(settings, r.time);
-    auto command = rota::decode(r.payload, r.version);
-    if (!command) {
-      throw JournalError("record " + std::to_string(r.seq) + ": " + command.error().message);
-    }
     effects.clear();
-    const auto reply = out.engine->apply(*command, r.time, effects);
-    if (reply.status == rota::Status::rejected) ++out.diverged;
+    if (r.type == RecordType::settings) {
+      const std::string where = "journal record " + std::to_string(r.seq);
+      if (auto error = out.engine->reconfigure(read_settings(r.payload, where), r.time, effects)) {
+        throw JournalError(where + ": the recorded settings were refused: " + error->message);
+      }
+      out.settings_recorded = true;
+    } else {
+      auto command = rota::decode(r.payload, r.version);
+      if (!command) {
+        throw JournalError("record " + std::to_string(r.seq) + ": " + command.error().message);
+      }
+      const auto reply = out.engine->apply(*command, r.time, effects);
+      if (reply.status == rota::Status::rejected) ++out.diverged;
+    }
     ++out.replayed;
     out.last_seq = r.seq;
   });
@@ -47,12 +92,27 @@ std::uint64_t record(Journal& journal, const rota::Command& command, TimePoint n
   return journal.append(type, rota::kCommandCodecVersion, now, payload, std::move(on_durable));
 }
 
+std::uint64_t record_settings(Journal& journal, const rota::Engine& engine, TimePoint now,
+                              Journal::Durable on_durable) {
+  return journal.append(RecordType::settings, 1, now,
+                        config::describe_tracking(engine.settings()), std::move(on_durable));
+}
+
 std::uint64_t snapshot(Journal& journal, const rota::Engine& engine) {
   const std::uint64_t seq = journal.last_seq();
   journal.flush();
   if (journal.failed() || journal.durable_seq() < seq) return 0;
-  journal.write_snapshot(seq, engine.snapshot());
+  journal.write_snapshot(seq, snapshot_bytes(engine));
   return seq;
+}
+
+std::string snapshot_bytes(const rota::Engine& engine) {
+  const std::string settings = config::describe_tracking(engine.settings());
+  std::string out(kSettingsPrefix);
+  for (int i = 0; i < 8; ++i) out += static_cast<char>((settings.size() >> (8 * i)) & 0xff);
+  out += settings;
+  out += engine.snapshot();
+  return out;
 }
 
 }  // namespace visitd::store

@@ -846,3 +846,18 @@ TEST_CASE("The sample config in the repository loads") {
   CHECK(s.thresholds.values == defaults.thresholds.values);
   CHECK(s.thresholds.time_critical == defaults.thresholds.time_critical);
 }
+
+TEST_CASE("describe_tracking keeps what the engine decides by, and nothing secret") {
+  Settings s = load_string(std::string(kProtocolExample) + R"(
+[tracking]
+device_skew = "90s"
+)");
+  const std::string text = describe_tracking(s);
+  CHECK(text.find(s.auth.secret) == std::string::npos);
+  CHECK(text.find("[[receivers]]") == std::string::npos);
+  const Settings back = load_string(text, "journal");
+  CHECK(back.thresholds == s.thresholds);
+  CHECK(back.tracking == s.tracking);
+  CHECK(back.branches == s.branches);
+  CHECK(describe_tracking(back) == text);
+}

@@ -159,6 +159,7 @@ void Daemon::write_config() const {
   toml += "allowed_origins = [\"" + std::string(kAllowedOrigin) + "\"]\n";
   append_lines(toml, config_.server);
   toml += "\n[store]\nkind = \"journal\"\ndir = \"" + (dir_ / "data").string() + "\"\n";
+  append_lines(toml, config_.store);
   toml += "\n[auth]\nsecret = \"" + std::string(kSecret) + "\"\n";
   toml += "\n[thresholds]\n";
   append_lines(toml, config_.thresholds);
@@ -229,6 +230,45 @@ void Daemon::kill9() {
   int status = 0;
   ::waitpid(pid_, &status, 0);
   pid_ = -1;
+}
+
+void Daemon::reload(DaemonConfig config) {
+  config_ = std::move(config);
+  write_config();
+  if (running()) ::kill(pid_, SIGHUP);
+}
+
+RunOutcome run_visitd(const std::filesystem::path& config_file, std::chrono::milliseconds timeout) {
+  const std::filesystem::path config = std::filesystem::absolute(config_file);
+  const std::filesystem::path log_path = config.string() + ".log";
+  const std::filesystem::path cwd = config.parent_path();
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || ::dup2(fd, STDOUT_FILENO) < 0 || ::dup2(fd, STDERR_FILENO) < 0) ::_exit(126);
+    if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) ::_exit(126);
+    ::execl(VISITD_BINARY, VISITD_BINARY, "run", "--config", config.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  RunOutcome out;
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      out.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      break;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  out.log = read_file(log_path);
+  return out;
 }
 
 std::string Daemon::log() const { return read_file(dir_ / "visitd.log"); }

@@ -43,11 +43,13 @@ inline constexpr std::string_view kSecret = "integration-test-secret-0123456789"
 inline constexpr std::string_view kAllowedOrigin = "http://board.test";
 
 /// Config values a test changes: `key = value` lines (values as TOML writes them, e.g.
-/// {"max_message", "\"4KiB\""}) added to [server], [thresholds] and [tracking].
+/// {"max_message", "\"4KiB\""}) added to [server], [store] (after `kind` and `dir`, which it
+/// must not repeat), [thresholds] and [tracking].
 struct DaemonConfig {
   Headers server;
   Headers thresholds;
   Headers tracking;
+  Headers store;
 };
 
 struct HttpResponse {
@@ -80,6 +82,9 @@ class Daemon {
   int stop(std::chrono::milliseconds grace = 10s);
   /// SIGKILL, no questions asked; waits for the process to be gone.
   void kill9();
+  /// Rewrites the config file with `config` and sends SIGHUP (a running daemon reloads it);
+  /// later starts use it too.
+  void reload(DaemonConfig config);
   bool running() const { return pid_ > 0; }
 
   unsigned short port() const { return port_; }
@@ -104,6 +109,18 @@ class Daemon {
   pid_t pid_ = -1;
   unsigned short port_ = 0;
 };
+
+/// How a `visitd run` that was expected to end by itself ended.
+struct RunOutcome {
+  /// The exit status, 128 + the signal that ended it, or -1 when it was still running at
+  /// the timeout (it is then killed).
+  int status = -1;
+  /// Everything it wrote to stdout and stderr.
+  std::string log;
+};
+/// Runs `visitd run --config config` in the config's directory, its output in
+/// `config` + ".log", and waits up to `timeout` for it to exit; for configs it must refuse.
+RunOutcome run_visitd(const std::filesystem::path& config, std::chrono::milliseconds timeout = 10s);
 
 /// A token signed with kSecret (or `secret`) for `sub` in `role`, over `branches` ("*":
 /// all), expiring `ttl` from now (negative: already expired).

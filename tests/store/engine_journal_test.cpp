@@ -171,3 +171,42 @@ TEST_CASE("Start-up days later keeps the times of every replayed decision") {
   CHECK(back.engine->now() == at("2026-11-23T10:05:00Z"));
   CHECK(back.engine->canonical_dump() == live.canonical_dump());
 }
+
+TEST_CASE("A restart decides every replayed event under the settings recorded for it") {
+  // The config file at restart says late_after = 40m; the journal says the day began with
+  // the defaults (15m) and was reloaded to 3m at 09:05. Replay must follow the journal.
+  TempDir dir;
+  const auto original = std::make_shared<config::Settings>(settings());
+  auto tighter = std::make_shared<config::Settings>(settings());
+  tighter->thresholds.values.late_after = 3min;
+  config::Settings at_restart = settings();
+  at_restart.thresholds.values.late_after = 40min;
+
+  for (const bool with_snapshot : {false, true}) {
+    CAPTURE(with_snapshot);
+    std::filesystem::remove_all(dir.path);
+    const auto commands = day();
+    Engine live(*original, at("2026-11-23T00:00:00Z"));
+    {
+      auto journal = store::Journal::open(options(dir.path));
+      Effects fx;
+      REQUIRE_FALSE(live.reconfigure(original, at("2026-11-23T05:00:00Z"), fx));
+      store::record_settings(*journal, live, live.now(), {});
+      for (const auto& [c, now] : commands) {
+        if (now > at("2026-11-23T09:05:00Z") && live.settings().thresholds.values.late_after != 3min) {
+          REQUIRE_FALSE(live.reconfigure(tighter, at("2026-11-23T09:05:00Z"), fx));
+          store::record_settings(*journal, live, live.now(), {});
+          if (with_snapshot) REQUIRE(store::snapshot(*journal, live) > 0);
+        }
+        run(live, *journal, c, now);
+      }
+      journal->flush();
+    }
+    auto journal = store::Journal::open(options(dir.path));
+    auto back = store::recover(at_restart, *journal, at("2026-11-24T12:00:00Z"));
+    CHECK(back.settings_recorded);
+    CHECK(back.diverged == 0);
+    CHECK(back.engine->settings().thresholds.values.late_after == 3min);
+    CHECK(back.engine->canonical_dump() == live.canonical_dump());
+  }
+}

@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <exception>
 
+#include "visitd/config/load.hpp"
 #include "visitd/core/log.hpp"
 #include "visitd/store/engine_journal.hpp"
 #include "visitd/websocket/protocol.hpp"
@@ -432,6 +433,41 @@ void EngineHost::on_http(const OwnedHttpRequest& request, const Principal& who,
 }
 
 // ---------------------------------------------------------------------------------------
+// Config reload
+
+void EngineHost::reload(std::shared_ptr<const config::Settings> next,
+                        std::function<void(ReloadOutcome)> done) {
+  net::post(strand_, [self = shared_from_this(), next = std::move(next),
+                      done = std::move(done)]() mutable {
+    ReloadOutcome outcome;
+    if (self->closing_ || self->failed_.load()) {
+      outcome.error = Error{ErrorCode::internal, "not now: " + self->not_ready_reason()};
+    } else if (config::describe_tracking(*next) ==
+               config::describe_tracking(self->engine_->settings())) {
+      outcome.unchanged = true;
+    } else {
+      self->effects_.clear();
+      outcome.error = self->engine_->reconfigure(std::move(next), self->clock_.now(),
+                                                 self->effects_);
+      if (!outcome.error) {
+        // Recorded like a command, so that a replay reconfigures at the same point.
+        store::record_settings(self->journal_, *self->engine_, self->engine_->now(),
+                               [self](std::uint64_t, std::error_code ec) {
+                                 if (ec) {
+                                   net::post(self->strand_, [self, ec] { self->journal_failed(ec); });
+                                 } else {
+                                   self->notify_durable();
+                                 }
+                               });
+        self->publish(self->effects_);
+        self->arm_deadline();
+      }
+    }
+    done(std::move(outcome));
+  });
+}
+
+// ---------------------------------------------------------------------------------------
 // Timers
 
 void EngineHost::arm_deadline() {
@@ -480,7 +516,7 @@ void EngineHost::maybe_snapshot(bool timer) {
   engine_->advance(now, effects_);
   publish(effects_);
   const std::uint64_t seq = journal_.last_seq();
-  auto bytes = std::make_shared<const std::string>(engine_->snapshot());
+  auto bytes = std::make_shared<const std::string>(store::snapshot_bytes(*engine_));
   snapshot_running_ = true;
   snapshot_seq_ = seq;
   const bool compact = now - last_compaction_ >= kCompactionInterval;

@@ -21,4 +21,9 @@ Settings load_string(std::string_view toml, const std::string& source = "<string
 /// `visitd check-config` prints them.
 std::string describe(const Settings& settings);
 
+/// The part of the settings that decides what the tracking engine does (thresholds,
+/// tracking windows, branches) as describe() text: what the journal records so that a
+/// replay decides under the settings that were in force. load_string() reads it back.
+std::string describe_tracking(const Settings& settings);
+
 }  // namespace visitd::config

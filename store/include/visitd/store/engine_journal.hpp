@@ -20,6 +20,10 @@ struct Recovered {
   /// Replayed records the engine refused. Each was accepted when written, so anything but 0
   /// means the config changed under the record (e.g. a branch removed); logged, not fatal.
   std::uint64_t diverged = 0;
+  /// The journal (a settings record or the snapshot) said which settings were in force; false
+  /// for a new journal, or one written before settings were recorded (then the config's are
+  /// assumed). The engine's settings() are the ones in force at the end of the journal.
+  bool settings_recorded = false;
 };
 
 /// Rebuilds the engine from `journal`: the newest snapshot, else an engine starting at the
@@ -32,9 +36,19 @@ Recovered recover(const config::Settings& settings, const Journal& journal, Time
 std::uint64_t record(Journal& journal, const rota::Command& command, TimePoint now,
                      Journal::Durable on_durable);
 
-/// Writes a snapshot of `engine` covering every record appended so far. Waits for those
+/// Appends a settings record: `engine` has just put `engine.settings()` in force (at
+/// start-up or on a reload), and a replay must do so at the same point.
+std::uint64_t record_settings(Journal& journal, const rota::Engine& engine, TimePoint now,
+                              Journal::Durable on_durable);
+
+/// Writes a snapshot of `engine` (with the settings in force) covering every record appended so far. Waits for those
 /// records to be durable first: a snapshot must never contain what the journal could lose.
 /// Returns the sequence it covers, or 0 when the journal has failed (nothing written).
 std::uint64_t snapshot(Journal& journal, const rota::Engine& engine);
+
+/// What snapshot() writes: the settings in force, then the engine's own snapshot. Take it
+/// right after advance(now), as Engine::snapshot() requires; write it with
+/// Journal::write_snapshot once the records it covers are durable.
+std::string snapshot_bytes(const rota::Engine& engine);
 
 }  // namespace visitd::store

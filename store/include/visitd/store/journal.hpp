@@ -52,6 +52,7 @@ namespace visitd::store {
 enum class RecordType : std::uint8_t {
   command = 1,   ///< an accepted engine command (rota/codec.hpp)
   location = 2,  ///< an accepted location ping: a raw fix, dropped after location_retention
+  settings = 3,  ///< the tracking settings put in force at this point (config::describe_tracking)
 };
 
 struct Record {

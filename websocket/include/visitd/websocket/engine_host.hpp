@@ -106,6 +106,15 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   void http(std::shared_ptr<const OwnedHttpRequest> request, Principal who,
             std::function<void(HttpAnswer)> done);
 
+  struct ReloadOutcome {
+    bool unchanged = false;      ///< the tracking settings were the same: nothing done
+    std::optional<Error> error;  ///< refused (nothing changed), e.g. a branch removed
+  };
+  /// SIGHUP: puts `next`'s thresholds, tracking windows and branches in force now, records
+  /// that in the journal, and sends the boards what changed (visits that turn late under
+  /// tighter thresholds...). `done` runs on the strand.
+  void reload(std::shared_ptr<const config::Settings> next, std::function<void(ReloadOutcome)> done);
+
   /// True while the journal accepts writes and the host is not closing: `/readyz`.
   bool ready() const;
   /// Why not ready, for `/readyz`'s body; empty when ready.
