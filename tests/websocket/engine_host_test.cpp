@@ -1,0 +1,160 @@
+// The engine host without sockets: an outcome is delivered only once the journal has made
+// its record durable, and a failed fsync stops everything (no ack, not ready, every later
+// event refused).
+
+#include "visitd/websocket/engine_host.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <filesystem>
+#include <random>
+
+#include "visitd/store/journal.hpp"
+
+using namespace std::chrono_literals;
+using namespace visitd;
+using namespace visitd::websocket;
+
+namespace {
+
+TimePoint at(const char* t) { return *parse_rfc3339(t); }
+
+struct TempDir {
+  std::filesystem::path path = std::filesystem::temp_directory_path() /
+                               ("visitd-host-" + std::to_string(std::random_device{}()));
+  TempDir() { std::filesystem::create_directories(path); }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+config::Settings agency() {
+  config::Settings s;
+  s.branches.push_back(config::Branch{"B1", "North", "Europe/London", {}});
+  return s;
+}
+
+rota::ImportRota rota_of_one_visit() {
+  rota::VisitPlan p;
+  p.id = "V1";
+  p.client = rota::ClientPlan{"CL1", "Mrs A", {51.5, -0.14}, std::nullopt, ""};
+  p.carers = {"C1"};
+  p.start = at("2026-11-23T09:00:00Z");
+  p.end = at("2026-11-23T09:30:00Z");
+  return rota::ImportRota{"B1", LocalDays(std::chrono::sys_days(2026y / 11 / 23).time_since_epoch()),
+                          {p}, "admin"};
+}
+
+rota::CheckIn check_in(std::string id) {
+  return rota::CheckIn{std::move(id), "C1", "V1", at("2026-11-23T09:01:00Z"),
+                       rota::Fix{{51.5, -0.14}, 10}, rota::Method::gps, ""};
+}
+
+/// What one submitted command came to.
+struct Outcome {
+  bool decided = false;
+  rota::Status status = rota::Status::rejected;
+  std::optional<Error> error;
+  bool delivered = false;
+  std::error_code delivery_error;
+  std::uint64_t durable_when_delivered = 0;
+};
+
+struct Host {
+  TempDir dir;
+  config::Settings settings = agency();
+  ManualClock clock{at("2026-11-23T09:01:00Z")};
+  Metrics metrics;
+  boost::asio::io_context io;
+  // The host's close() waits on its own thread: without work the io_context would stop and
+  // the test would tear the journal down under it.
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work =
+      boost::asio::make_work_guard(io);
+  std::unique_ptr<store::Journal> journal;
+  std::shared_ptr<EngineHost> host;
+
+  explicit Host(std::function<int(int)> sync_hook = {}) {
+    store::JournalOptions o;
+    o.dir = dir.path;
+    o.sync_hook = std::move(sync_hook);
+    journal = store::Journal::open(o);
+    host = std::make_shared<EngineHost>(
+        io, settings, std::make_unique<rota::Engine>(settings, at("2026-11-23T06:00:00Z")), 0,
+        *journal, metrics, clock);
+    host->start();
+  }
+  ~Host() {
+    bool closed = false;
+    host->close([&] { closed = true; });
+    for (int i = 0; i < 500 && !closed; ++i) io.run_for(10ms);
+    CHECK(closed);  // not REQUIRE: nothing may throw from a destructor
+    work.reset();
+  }
+
+  std::shared_ptr<Outcome> submit(rota::Command command) {
+    auto out = std::make_shared<Outcome>();
+    store::Journal* j = journal.get();
+    host->submit(std::move(command), nullptr,
+                 [out, j](const rota::Reply& reply, const rota::Engine&) -> EngineHost::Deliver {
+                   out->decided = true;
+                   out->status = reply.status;
+                   out->error = reply.error;
+                   return [out, j](std::error_code ec) {
+                     out->durable_when_delivered = j->durable_seq();
+                     out->delivery_error = ec;
+                     out->delivered = true;  // last: the test thread polls it
+                   };
+                 });
+    return out;
+  }
+
+  /// Runs the host until `done` holds (or 5 s pass).
+  template <class Pred>
+  bool run_until(Pred done) {
+    for (int i = 0; i < 500; ++i) {
+      io.run_for(10ms);
+      if (done()) return true;
+    }
+    return false;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("An accepted event is delivered only once its record is durable") {
+  Host h;
+  auto import = h.submit(rota_of_one_visit());
+  REQUIRE(h.run_until([&] { return import->delivered; }));
+  CHECK(import->status == rota::Status::accepted);
+  CHECK_FALSE(import->delivery_error);
+  CHECK(import->durable_when_delivered >= 1);
+
+  auto first = h.submit(check_in("e1"));
+  REQUIRE(h.run_until([&] { return first->delivered; }));
+  CHECK(first->status == rota::Status::accepted);
+  CHECK(first->durable_when_delivered >= 2);
+
+  // The resend is a duplicate: answered (after durability) without a new record.
+  auto again = h.submit(check_in("e1"));
+  REQUIRE(h.run_until([&] { return again->delivered; }));
+  CHECK(again->status == rota::Status::duplicate);
+  CHECK(h.journal->last_seq() == 2);  // the rota and the check-in; the resend added nothing
+  CHECK(h.host->ready());
+}
+
+TEST_CASE("A failed fsync delivers no ack, fails readiness and refuses every later event") {
+  Host h([](int) { return EIO; });
+  auto import = h.submit(rota_of_one_visit());
+  REQUIRE(h.run_until([&] { return import->delivered; }));
+  CHECK(import->status == rota::Status::accepted);  // decided, but never made durable...
+  CHECK(import->delivery_error);                      // ... so the sender gets an error
+  REQUIRE(h.run_until([&] { return !h.host->ready(); }));
+  CHECK_THAT(h.host->not_ready_reason(), Catch::Contains("journal failed"));
+  CHECK_THAT(h.metrics.serialize(), Catch::Contains("visitd_journal_failed 1"));
+
+  auto later = h.submit(check_in("e2"));
+  REQUIRE(h.run_until([&] { return later->delivered; }));
+  CHECK(later->status == rota::Status::rejected);
+  REQUIRE(later->error);
+  CHECK(later->error->code == ErrorCode::internal);
+}
