@@ -1,0 +1,261 @@
+// The real visitd binary for the browser tests: a temp config and journal, a port picked
+// here (the board's Origin must be in allowed_origins before the daemon starts), tokens
+// minted by `visitd token`, the HTTP API, and carers over /ws/carer (the `ws` package:
+// Node 20 has no global WebSocket). Also Chromium through playwright-core, never downloaded:
+// Debian's /usr/bin/chromium.
+
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const REPO = path.resolve(here, '../..');
+export const DASHBOARD = path.join(REPO, 'dashboard');
+export const ARTIFACTS = path.join(here, 'artifacts');
+
+/** Imports that need `npm ci` first fail with what to do, not a stack trace. */
+export async function need(name) {
+  try {
+    return await import(name);
+  } catch (e) {
+    throw new Error(`${name} is not installed: run \`npm ci\` in tests/dashboard (${e.message})`);
+  }
+}
+
+export function visitdBinary() {
+  const candidates = [
+    process.env.VISITD_BINARY,
+    path.join(REPO, 'build/daemon/visitd'),
+  ].filter(Boolean);
+  for (const c of candidates) if (fs.existsSync(c)) return path.resolve(c);
+  throw new Error(`no visitd binary: set VISITD_BINARY (tried ${candidates.join(', ')})`);
+}
+
+/** A free loopback port: bound and released here, then given to visitd. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A zone where it is day now (04:00-20:00), so that a rota "around now" never straddles
+ * the branch's midnight, whatever time the tests run. The browser uses the same zone.
+ */
+export function daytimeZone(now = new Date()) {
+  const zones = ['Europe/London', 'America/New_York', 'America/Los_Angeles', 'Pacific/Auckland', 'Asia/Tokyo', 'Asia/Kolkata'];
+  for (const zone of zones) {
+    const hour = Number(new Intl.DateTimeFormat('en-GB', { timeZone: zone, hour: '2-digit', hourCycle: 'h23' }).format(now));
+    if (hour >= 4 && hour < 20) return zone;
+  }
+  return 'Europe/London';
+}
+
+export function localDate(t, zone) {
+  return new Intl.DateTimeFormat('en-CA', { timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(t);
+}
+
+export function rfc3339(ms) {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+export function rotaCsv(rows) {
+  const cols = ['visit_id', 'client_id', 'client_name', 'lat', 'lon', 'carers', 'start', 'end', 'type', 'time_critical', 'notes'];
+  const field = (v) => {
+    const s = String(v ?? '');
+    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  return [cols.join(','), ...rows.map((r) => cols.map((c) => field(c === 'carers' ? r.carers.join(';') : c === 'start' || c === 'end' ? rfc3339(r[c]) : r[c])).join(','))].join('\r\n') + '\r\n';
+}
+
+export class Daemon {
+  /** options: thresholds (TOML lines for [thresholds]), branches [{id, name, timezone}]. */
+  constructor(options = {}) {
+    this.binary = visitdBinary();
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'visitd-board-'));
+    this.options = options;
+    this.proc = null;
+    this.port = null;
+    this.log = '';
+  }
+
+  get origin() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  writeConfig() {
+    const branches = (this.options.branches ?? [{ id: 'B1', name: 'North', timezone: 'Europe/London' }])
+      .map((b) => `[[branches]]\nid = "${b.id}"\nname = "${b.name ?? b.id}"\ntimezone = "${b.timezone}"\n`).join('\n');
+    this.config = path.join(this.dir, 'visitd.toml');
+    fs.writeFileSync(this.config, `[server]
+listen = "127.0.0.1:${this.port}"
+allowed_origins = ["${this.origin}"]
+dashboard = ${JSON.stringify(DASHBOARD)}
+
+[store]
+kind = "journal"
+dir = ${JSON.stringify(path.join(this.dir, 'data'))}
+
+[auth]
+secret = "board-test-secret-0123456789abcdef"
+
+[thresholds]
+${this.options.thresholds ?? 'late_after = "3s"\nmissed_after = "30s"'}
+
+${branches}`);
+  }
+
+  async start() {
+    for (let tries = 0; ; tries++) {
+      if (this.port === null || tries > 0) this.port = await freePort();
+      this.writeConfig();
+      try {
+        await this.spawn();
+        return this;
+      } catch (e) {
+        // Another process took the port between our probe and visitd's bind: pick another.
+        if (tries < 3 && /address already in use|bind/i.test(this.log)) continue;
+        throw e;
+      }
+    }
+  }
+
+  /** Starts visitd again on the same port and journal (after stop or kill). */
+  async restart() {
+    await this.spawn();
+    return this;
+  }
+
+  spawn() {
+    this.log = '';
+    const proc = spawn(this.binary, ['run', '--config', this.config], { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = proc;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`visitd did not start listening within 10 s:\n${this.log}`)), 10000);
+      const onData = (chunk) => {
+        this.log += chunk.toString();
+        const m = this.log.match(/listening addr=\S+:(\d+)/);
+        if (m) {
+          clearTimeout(timer);
+          if (Number(m[1]) !== this.port) reject(new Error(`visitd listens on ${m[1]}, not ${this.port}`));
+          else resolve();
+        }
+      };
+      proc.stdout.on('data', onData);
+      proc.stderr.on('data', onData);
+      proc.on('exit', (code, signal) => {
+        if (this.proc === proc) this.proc = null;
+        clearTimeout(timer);
+        reject(new Error(`visitd exited (${code ?? signal}) before listening:\n${this.log}`));
+      });
+    });
+  }
+
+  /** SIGKILL (a crash) or SIGTERM (a graceful stop); resolves when the process is gone. */
+  stop(signal = 'SIGTERM') {
+    const proc = this.proc;
+    if (!proc) return Promise.resolve();
+    return new Promise((resolve) => {
+      proc.once('exit', () => resolve());
+      proc.kill(signal);
+    });
+  }
+
+  async dispose() {
+    await this.stop('SIGTERM');
+    if (!process.env.KEEP_TEMP) fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  token(role, sub, branches) {
+    const args = ['token', '--config', this.config, '--role', role, '--sub', sub, '--ttl', '2h'];
+    if (branches) args.push('--branches', branches);
+    return execFileSync(this.binary, args, { encoding: 'utf8' }).trim();
+  }
+
+  async http(method, target, token, { body, contentType, accept } = {}) {
+    const headers = { Authorization: `Bearer ${token}` };
+    if (contentType) headers['Content-Type'] = contentType;
+    if (accept) headers.Accept = accept;
+    const res = await fetch(`${this.origin}${target}`, { method, headers, body });
+    const text = await res.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* CSV or empty */ }
+    return { status: res.status, json, text, headers: res.headers };
+  }
+
+  async importRota(token, branch, date, rows) {
+    const r = await this.http('PUT', `/api/rota?branch=${branch}&date=${date}`, token, { body: rotaCsv(rows), contentType: 'text/csv' });
+    if (r.status !== 200) throw new Error(`rota import answered ${r.status}: ${r.text}`);
+    return r.json;
+  }
+
+  /** A carer's phone on /ws/carer: resolves once the rota has arrived. */
+  async carer(token) {
+    const { default: WebSocket } = await need('ws');
+    const ws = new WebSocket(`ws://127.0.0.1:${this.port}/ws/carer`, { headers: { Authorization: `Bearer ${token}` } });
+    const phone = { ws, messages: [], waiters: [] };
+    ws.on('message', (data) => {
+      const msg = JSON.parse(data.toString());
+      phone.messages.push(msg);
+      phone.waiters = phone.waiters.filter((w) => !(w.match(msg) && (w.resolve(msg), true)));
+    });
+    phone.next = (match, ms = 5000) => {
+      const seen = phone.messages.find(match);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the phone got no matching message in time')), ms);
+        phone.waiters.push({ match, resolve: (m) => { clearTimeout(timer); resolve(m); } });
+      });
+    };
+    let n = 0;
+    /** Sends an event and resolves with its ack (or error). */
+    phone.send = (event) => {
+      const id = event.id ?? `ev-${Date.now()}-${n++}`;
+      ws.send(JSON.stringify({ ...event, id }));
+      return phone.next((m) => (m.type === 'ack' || m.type === 'error') && m.id === id);
+    };
+    phone.close = () => ws.close();
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    await phone.next((m) => m.type === 'rota');
+    return phone;
+  }
+}
+
+export const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+/** Debian's Chromium with a fresh profile; the caller closes the context. */
+export async function launchBrowser({ timezoneId, viewport = { width: 1366, height: 768 } } = {}) {
+  const { chromium } = await need('playwright-core');
+  const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+  if (!fs.existsSync(executablePath)) {
+    throw new Error(`${executablePath} is missing: apt-get install chromium (or set CHROMIUM)`);
+  }
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'visitd-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport,
+    timezoneId,
+    locale: 'en-GB',
+    acceptDownloads: true,
+  });
+  const close = context.close.bind(context);
+  context.close = async () => {
+    await close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  };
+  return context;
+}
