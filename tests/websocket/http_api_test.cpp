@@ -799,3 +799,47 @@ TEST_CASE("decide() answers any request, however garbled, without throwing") {
     CHECK(statuses.count(seen.status()) == 1);
   }
 }
+
+// ---------------------------------------------------------------------------------------
+// GET /api/branches, GET /api/alerts?visit=
+
+TEST_CASE("The branches a user may see are listed with their names and zones") {
+  Agency a;
+  const Seen all = a.get("/api/branches", admin());
+  REQUIRE(all.status() == 200);
+  const auto& list = all.body.at("branches").as_array();
+  REQUIRE(list.size() == 2);
+  CHECK(text(list[0], "id") == "B1");
+  CHECK(text(list[0], "name") == "North");
+  CHECK(text(list[0], "timezone") == "Europe/London");
+  CHECK(text(list[1], "timezone") == "America/New_York");
+  CHECK(list[1].at("manage").as_bool());
+
+  const Seen mine = a.get("/api/branches", office_b1());
+  REQUIRE(mine.body.at("branches").as_array().size() == 1);
+  CHECK(text(mine.body.at("branches").at(0), "id") == "B1");
+  CHECK(a.get("/api/branches", carer_c1()).status() == 403);
+  CHECK(a.post("/api/branches", admin(), "{}").status() == 405);
+}
+
+TEST_CASE("A visit's alert history is listed by visit, and only where the user may look") {
+  Agency a;
+  a.day_with_on_time_late_and_missed();
+  // V2 went late and was resolved by the late check-in; V3 is missed and open.
+  const Seen v2 = a.get("/api/alerts?state=all&visit=V2", admin());
+  REQUIRE(v2.status() == 200);
+  const auto& history = v2.body.at("alerts").as_array();
+  // Its late alert (resolved by the late check-in) and, the carer still there at 12:05, its
+  // overrunning alert, open.
+  REQUIRE(history.size() == 2);
+  CHECK(text(history[0], "key") == "visit/V2/start");
+  CHECK(text(history[0], "state") == "resolved");
+  CHECK(text(history[1], "key") == "visit/V2/end");
+  const Seen open = a.get("/api/alerts?visit=V2", admin());
+  REQUIRE(open.body.at("alerts").as_array().size() == 1);  // open only, by default
+  CHECK(text(open.body.at("alerts").at(0), "key") == "visit/V2/end");
+  CHECK(a.get("/api/alerts?state=all&visit=V3", admin()).body.at("alerts").as_array().size() == 1);
+  CHECK(a.get("/api/alerts?state=all&visit=nope", admin()).body.at("alerts").as_array().empty());
+  // An office user of the other branch sees nothing of it.
+  CHECK(a.get("/api/alerts?state=all&visit=V2", office_b2()).body.at("alerts").as_array().empty());
+}

@@ -1295,6 +1295,9 @@ TEST_CASE("ok and message replies are written exactly, with their text escaped")
   append_ok(out, "A17");
   CHECK(out == R"({"type":"ok","ref":"A17"})");
   out.clear();
+  append_ok(out, "A17", "b-42");
+  CHECK(out == R"({"type":"ok","ref":"A17","id":"b-42"})");
+  out.clear();
   const std::string text = "Thank you for Mrs A's \"lovely\" notes!\nSee you 😀 \\o/";
   append_carer_message(out, "office", text);
   const json::object o = parse_object(out);

@@ -225,6 +225,7 @@ enum class Route : std::uint8_t {
   resolve,
   punctuality,
   carer_message,
+  branches,
 };
 
 struct Match {
@@ -241,6 +242,7 @@ std::optional<Match> match(const std::vector<std::string>& s) {
       if (is(0, "rota")) return Match{Route::rota, {}, "PUT"};
       if (is(0, "visits")) return Match{Route::visits, {}, "GET"};
       if (is(0, "alerts")) return Match{Route::alerts, {}, "GET"};
+      if (is(0, "branches")) return Match{Route::branches, {}, "GET"};
       break;
     case 2:
       if (is(0, "visits")) return Match{Route::visit, s[1], "GET"};
@@ -533,6 +535,29 @@ Decision post_cancel(const Context& c) {
   return d;
 }
 
+/// `GET /api/branches`: the branches the user may view, with name and time zone, so that a
+/// board can name them and show times in each branch's zone.
+Decision get_branches(const Context& c) {
+  std::string body = "{\"branches\":[";
+  bool first = true;
+  for (const config::Branch& b : c.engine.settings().branches) {
+    if (!may_view_branch(c.who, b.id)) continue;
+    if (!first) body += ',';
+    first = false;
+    body += "{\"id\":";
+    append_json_string(body, b.id);
+    body += ",\"name\":";
+    append_json_string(body, b.name);
+    body += ",\"timezone\":";
+    append_json_string(body, b.timezone);
+    body += ",\"manage\":";
+    body += may_manage(c.who, b.id) ? "true" : "false";
+    body += '}';
+  }
+  body += "]}";
+  return answered(json_answer(std::move(body)));
+}
+
 Decision get_alerts(const Context& c) {
   auto branches = branches_of(c.engine, c.who, c.query);
   if (refused(branches)) return answered(std::get<Refusal>(branches));
@@ -545,10 +570,17 @@ Decision get_alerts(const Context& c) {
     }
   }
   const auto& covered = std::get<std::vector<rota::BranchIndex>>(branches);
+  // `visit=`: one visit's alerts (with state=all, its history).
+  std::optional<rota::VisitIndex> only;
+  if (const auto visit = c.query.get("visit")) {
+    only = c.engine.find_visit(*visit);
+    if (!only) return answered(json_answer("{\"alerts\":[]}"));
+  }
   std::vector<rota::AlertIndex> alerts;
   for (std::size_t i = 0; i < c.engine.alert_count(); ++i) {
     const rota::Alert& a = c.engine.alert(rota::AlertIndex(i));
     if (!all && !a.open()) continue;
+    if (only && a.visit != *only) continue;
     const rota::BranchIndex b = c.engine.visit(a.visit).branch;
     if (std::find(covered.begin(), covered.end(), b) != covered.end()) {
       alerts.push_back(rota::AlertIndex(i));
@@ -880,6 +912,8 @@ Decision decide_request(const HttpRequest& request, const Principal& who,
       return get_punctuality(c);
     case Route::carer_message:
       return post_carer_message(c);
+    case Route::branches:
+      return get_branches(c);
   }
   return answered(not_found(path));
 }

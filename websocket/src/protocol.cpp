@@ -840,10 +840,11 @@ void append_alert_message(std::string& out, const rota::Engine& engine, rota::Al
   o.end();
 }
 
-void append_ok(std::string& out, std::string_view ref) {
+void append_ok(std::string& out, std::string_view ref, std::optional<std::string_view> id) {
   ObjectWriter o(out);
   o.string("type", "ok");
   o.string("ref", ref);
+  if (id) o.string("id", *id);
   o.end();
 }
 

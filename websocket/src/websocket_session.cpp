@@ -190,7 +190,8 @@ void WebSocketSession::submit(rota::Command command, std::optional<std::string> 
         } else if (carer) {
           append_ack(*frame, id.value_or(""), reply, engine);
         } else {
-          append_ok(*frame, reply.alert != rota::kNoIndex ? engine.alert(reply.alert).id() : "");
+          append_ok(*frame, reply.alert != rota::kNoIndex ? engine.alert(reply.alert).id() : "",
+                    id ? std::optional<std::string_view>(*id) : std::nullopt);
         }
         return [self, frame = Frame(std::move(frame)), id, received, ok](std::error_code ec) {
           Frame out = frame;

@@ -169,8 +169,10 @@ void append_visit_message(std::string& out, const rota::Engine& engine, rota::Vi
 /// `{"type":"alert","alert":<alert>}`: a board delta.
 void append_alert_message(std::string& out, const rota::Engine& engine, rota::AlertIndex alert);
 
-/// `{"type":"ok","ref":..}`: a board command done (ref: the alert id).
-void append_ok(std::string& out, std::string_view ref);
+/// `{"type":"ok","ref":..}`: a board command done (ref: the alert id), with `"id"` echoing
+/// the command's own `id` when it had one (an extension: boards may match answers by it).
+void append_ok(std::string& out, std::string_view ref,
+               std::optional<std::string_view> id = std::nullopt);
 
 /// `{"type":"message","from":..,"text":..}`: the office writing to a carer.
 void append_carer_message(std::string& out, std::string_view from, std::string_view text);
