@@ -551,4 +551,19 @@ std::string WsClient::end_reason() const {
   return end_.message();
 }
 
+/// The value of the sample of `name` whose labels include every one of `labels`; -1 if none.
+double sample(const std::string& metrics, std::string_view name,
+              std::initializer_list<std::string_view> labels) {
+  std::istringstream lines(metrics);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.starts_with(std::string(name) + "{") && !line.starts_with(std::string(name) + " ")) {
+      continue;
+    }
+    bool all = true;
+    for (const auto label : labels) all = all && line.find(label) != std::string::npos;
+    if (all) return std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return -1;
+}
+
 }  // namespace visitd::test

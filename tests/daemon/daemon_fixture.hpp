@@ -23,6 +23,7 @@
 #include <chrono>
 #include <deque>
 #include <filesystem>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -164,6 +165,11 @@ std::string check_in(std::string_view id, std::string_view visit, double lat = 5
 std::string check_out(std::string_view id, std::string_view visit, std::string_view note = "");
 std::string location(std::string_view id);
 std::string auth(std::string_view token);
+
+/// In a /metrics text: the value of the sample of `name` whose labels include every one of
+/// `labels` (e.g. `reason="origin"`); -1 if there is none.
+double sample(const std::string& metrics, std::string_view name,
+              std::initializer_list<std::string_view> labels = {});
 
 /// A WebSocket client connection to /ws/carer or /ws/board.
 class WsClient {
