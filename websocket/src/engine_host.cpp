@@ -37,8 +37,7 @@ std::string to_text(std::uint64_t n) { return std::to_string(n); }
 EngineHost::EngineHost(net::io_context& io, const config::Settings& settings,
                        std::unique_ptr<rota::Engine> engine, std::uint64_t snapshot_seq,
                        store::Journal& journal, Metrics& metrics, const Clock& clock)
-    : io_(io),
-      strand_(net::make_strand(io)),
+    : strand_(net::make_strand(io)),
       settings_(settings),
       engine_(std::move(engine)),
       journal_(journal),
@@ -149,16 +148,12 @@ void EngineHost::on_submit(rota::Command& command, const Precheck& precheck,
 }
 
 void EngineHost::journal_accepted(const rota::Command& command, Deliver deliver) {
-  store::record(journal_, command, engine_->now(),
-                [self = shared_from_this(), deliver = std::move(deliver)](std::uint64_t,
-                                                                          std::error_code ec) {
-                  deliver(ec);
-                  if (ec) {
-                    net::post(self->strand_, [self, ec] { self->journal_failed(ec); });
-                  } else {
-                    self->notify_durable();
-                  }
-                });
+  store::record(
+      journal_, command, engine_->now(),
+      [self = shared_from_this(), deliver = std::move(deliver)](std::uint64_t, std::error_code ec) {
+        deliver(ec);
+        self->recorded(ec);
+      });
 }
 
 void EngineHost::after_durable(std::function<void(std::error_code)> run) {
@@ -169,6 +164,14 @@ void EngineHost::after_durable(std::function<void(std::error_code)> run) {
     run({});
   } else {
     pending_.push_back({seq, std::move(run)});
+  }
+}
+
+void EngineHost::recorded(std::error_code ec) {
+  if (ec) {
+    net::post(strand_, [self = shared_from_this(), ec] { self->journal_failed(ec); });
+  } else {
+    notify_durable();
   }
 }
 
@@ -213,7 +216,12 @@ void EngineHost::publish(const rota::Effects& effects) {
   if (effects.empty()) return;
   const bool boards = !boards_.empty() || boards_joining_ > 0;
   // One frame per object per command, however many effects named it.
-  std::vector<std::uint32_t> visits, alerts, carers;
+  auto& visits = touched_visits_;
+  auto& alerts = touched_alerts_;
+  auto& carers = touched_carers_;
+  visits.clear();
+  alerts.clear();
+  carers.clear();
   for (const rota::Effect& e : effects) {
     switch (e.kind) {
       case rota::Effect::Kind::visit_changed:
@@ -260,8 +268,8 @@ void EngineHost::publish(const rota::Effects& effects) {
 void EngineHost::track_alert(rota::AlertIndex a) {
   const rota::Alert& alert = engine_->alert(a);
   if (a >= alert_class_.size()) alert_class_.resize(std::size_t(a) + 1, kNoClass);
-  const auto cls = static_cast<std::uint8_t>(std::size_t(alert.kind) * kAlertStates +
-                                             std::size_t(alert.state));
+  const auto cls =
+      static_cast<std::uint8_t>(std::size_t(alert.kind) * kAlertStates + std::size_t(alert.state));
   const std::uint8_t before = alert_class_[a];
   if (before != cls) {
     if (before != kNoClass) {
@@ -336,22 +344,22 @@ std::size_t EngineHost::message_carer(const CarerMessage& message) {
 }
 
 void EngineHost::subscribe_board(std::weak_ptr<Subscriber> board, Principal who) {
-  net::post(strand_, [self = shared_from_this(), board = std::move(board),
-                      who = std::move(who)]() mutable {
-    auto frame = std::make_shared<std::string>();
-    self->snapshot_frames(who, *frame);
-    ++self->boards_joining_;
-    // Joins the fan-out when its snapshot goes out: deltas queued before are in it.
-    self->after_durable([self, board = std::move(board), who = std::move(who),
-                         frame = Frame(std::move(frame))](std::error_code ec) mutable {
-      --self->boards_joining_;
-      if (ec) return;
-      if (auto session = board.lock()) {
-        session->push(frame);
-        self->boards_.push_back({std::move(board), std::move(who)});
-      }
-    });
-  });
+  net::post(strand_,
+            [self = shared_from_this(), board = std::move(board), who = std::move(who)]() mutable {
+              auto frame = std::make_shared<std::string>();
+              self->snapshot_frames(who, *frame);
+              ++self->boards_joining_;
+              // Joins the fan-out when its snapshot goes out: deltas queued before are in it.
+              self->after_durable([self, board = std::move(board), who = std::move(who),
+                                   frame = Frame(std::move(frame))](std::error_code ec) mutable {
+                --self->boards_joining_;
+                if (ec) return;
+                if (auto session = board.lock()) {
+                  session->push(frame);
+                  self->boards_.push_back({std::move(board), std::move(who)});
+                }
+              });
+            });
 }
 
 void EngineHost::snapshot_frames(const Principal& who, std::string& out) const {
@@ -392,10 +400,8 @@ void EngineHost::subscribe_carer(std::weak_ptr<Subscriber> phone, std::string ca
 
 void EngineHost::http(std::shared_ptr<const OwnedHttpRequest> request, Principal who,
                       std::function<void(HttpAnswer)> done) {
-  net::post(strand_, [self = shared_from_this(), request = std::move(request),
-                      who = std::move(who), done = std::move(done)] {
-    self->on_http(*request, who, done);
-  });
+  net::post(strand_, [self = shared_from_this(), request = std::move(request), who = std::move(who),
+                      done = std::move(done)] { self->on_http(*request, who, done); });
 }
 
 void EngineHost::on_http(const OwnedHttpRequest& request, const Principal& who,
@@ -417,19 +423,19 @@ void EngineHost::on_http(const OwnedHttpRequest& request, const Principal& who,
     return;
   }
   const ApiWrite route = decision.route;
-  on_submit(*decision.command, nullptr,
-            [done, route](const rota::Reply& reply, const rota::Engine& engine) -> Deliver {
-              auto answer_now = std::make_shared<HttpAnswer>(answer(route, reply, engine));
-              return [done, answer_now](std::error_code ec) {
-                if (ec) {
-                  done(error_answer(Error{ErrorCode::internal,
-                                          "the change could not be made durable: " +
-                                              ec.message()}));
-                } else {
-                  done(std::move(*answer_now));
-                }
-              };
-            });
+  on_submit(
+      *decision.command, nullptr,
+      [done, route](const rota::Reply& reply, const rota::Engine& engine) -> Deliver {
+        auto answer_now = std::make_shared<HttpAnswer>(answer(route, reply, engine));
+        return [done, answer_now](std::error_code ec) {
+          if (ec) {
+            done(error_answer(Error{ErrorCode::internal,
+                                    "the change could not be made durable: " + ec.message()}));
+          } else {
+            done(std::move(*answer_now));
+          }
+        };
+      });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -447,18 +453,12 @@ void EngineHost::reload(std::shared_ptr<const config::Settings> next,
       outcome.unchanged = true;
     } else {
       self->effects_.clear();
-      outcome.error = self->engine_->reconfigure(std::move(next), self->clock_.now(),
-                                                 self->effects_);
+      outcome.error =
+          self->engine_->reconfigure(std::move(next), self->clock_.now(), self->effects_);
       if (!outcome.error) {
         // Recorded like a command, so that a replay reconfigures at the same point.
         store::record_settings(self->journal_, *self->engine_, self->engine_->now(),
-                               [self](std::uint64_t, std::error_code ec) {
-                                 if (ec) {
-                                   net::post(self->strand_, [self, ec] { self->journal_failed(ec); });
-                                 } else {
-                                   self->notify_durable();
-                                 }
-                               });
+                               [self](std::uint64_t, std::error_code ec) { self->recorded(ec); });
         self->publish(self->effects_);
         self->arm_deadline();
       }
@@ -482,7 +482,8 @@ void EngineHost::arm_deadline() {
   const auto wait = std::clamp<Duration>(*next - clock_.now(), Duration::zero(), kMaxSleep);
   deadline_timer_.expires_after(wait);
   deadline_timer_.async_wait(net::bind_executor(
-      strand_, [self = shared_from_this()](boost::system::error_code ec) { self->on_deadline(ec); }));
+      strand_,
+      [self = shared_from_this()](boost::system::error_code ec) { self->on_deadline(ec); }));
 }
 
 void EngineHost::on_deadline(boost::system::error_code ec) {

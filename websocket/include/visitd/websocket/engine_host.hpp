@@ -113,7 +113,8 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   /// SIGHUP: puts `next`'s thresholds, tracking windows and branches in force now, records
   /// that in the journal, and sends the boards what changed (visits that turn late under
   /// tighter thresholds...). `done` runs on the strand.
-  void reload(std::shared_ptr<const config::Settings> next, std::function<void(ReloadOutcome)> done);
+  void reload(std::shared_ptr<const config::Settings> next,
+              std::function<void(ReloadOutcome)> done);
 
   /// True while the journal accepts writes and the host is not closing: `/readyz`.
   bool ready() const;
@@ -142,6 +143,9 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   void journal_accepted(const rota::Command& command, Deliver deliver);
   /// Runs `run` once everything appended so far is durable (at once if it already is).
   void after_durable(std::function<void(std::error_code)> run);
+  /// A record's outcome, on the flusher thread: a failure stops the host; success lets
+  /// what waited for it go (notify_durable).
+  void recorded(std::error_code ec);
   /// Called from the flusher thread: schedules drain() on the strand (coalesced).
   void notify_durable();
   void drain();
@@ -160,7 +164,6 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   void maybe_snapshot(bool timer);
   void journal_failed(std::error_code error);
 
-  boost::asio::io_context& io_;
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   const config::Settings& settings_;
   std::unique_ptr<rota::Engine> engine_;
@@ -170,6 +173,7 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
 
   // Strand-only state.
   rota::Effects effects_;  ///< reused per command
+  std::vector<std::uint32_t> touched_visits_, touched_alerts_, touched_carers_;  ///< publish()'s
   std::deque<Pending> pending_;
   std::vector<Board> boards_;
   std::unordered_map<std::string, std::vector<std::weak_ptr<Subscriber>>> phones_;
