@@ -446,9 +446,10 @@ class Reader {
 
   void read_server(const toml::table& t, Server& out) const {
     const std::string_view p = "server";
-    check_keys(t, p, {"listen", "allowed_origins", "max_message", "max_body", "threads",
-                      "max_connections", "rate_limit", "rate_burst", "idle_timeout",
-                      "request_timeout", "board_queue", "dashboard"});
+    check_keys(t, p,
+               {"listen", "allowed_origins", "max_message", "max_body", "threads",
+                "max_connections", "rate_limit", "rate_burst", "idle_timeout", "request_timeout",
+                "board_queue", "dashboard"});
     if (auto v = string(t, p, "listen")) {
       if (auto problem = listen_problem(*v)) fail(*t.get("listen"), join(p, "listen"), *problem);
       out.listen = *v;
@@ -488,8 +489,9 @@ class Reader {
 
   void read_store(const toml::table& t, Store& out) const {
     const std::string_view p = "store";
-    check_keys(t, p, {"kind", "dir", "url", "location_retention", "group_delay", "snapshot_every",
-                      "snapshot_interval"});
+    check_keys(t, p,
+               {"kind", "dir", "url", "location_retention", "group_delay", "snapshot_every",
+                "snapshot_interval"});
     if (auto v = string(t, p, "kind")) {
       if (*v != "journal" && *v != "redis") {
         fail(*t.get("kind"), join(p, "kind"), R"(expected "journal" or "redis", got )" + quote(*v));
@@ -792,8 +794,9 @@ class Reader {
       if (std::any_of(s.receivers.begin(), s.receivers.end(),
                       [&](const Receiver& r) { return r.name == o.name; })) {
         fail(name_line, join(p, "name"),
-             quote(o.name) + " is already a receiver's name: escalation steps could not tell "
-                             "which is meant");
+             quote(o.name) +
+                 " is already a receiver's name: escalation steps could not tell "
+                 "which is meant");
       }
       TimeZone zone = TimeZone::utc();
       if (auto tz = string(t, p, "timezone")) {
@@ -885,8 +888,7 @@ class Reader {
     }
   }
 
-  [[nodiscard]] std::vector<EscalationStep> read_ladder(const toml::table& t,
-                                                        std::string_view name,
+  [[nodiscard]] std::vector<EscalationStep> read_ladder(const toml::table& t, std::string_view name,
                                                         const Settings& s) const {
     const std::string path = join("escalation", name);
     std::vector<EscalationStep> out;
@@ -911,11 +913,10 @@ class Reader {
       const auto& names = *step.get("notify")->as_array();
       for (std::size_t j = 0; j < notify->size(); ++j) {
         const std::string& who = (*notify)[j];
-        const bool known =
-            std::any_of(s.receivers.begin(), s.receivers.end(),
-                        [&](const Receiver& r) { return r.name == who; }) ||
-            std::any_of(s.oncall.begin(), s.oncall.end(),
-                        [&](const OnCall& o) { return o.name == who; });
+        const bool known = std::any_of(s.receivers.begin(), s.receivers.end(),
+                                       [&](const Receiver& r) { return r.name == who; }) ||
+                           std::any_of(s.oncall.begin(), s.oncall.end(),
+                                       [&](const OnCall& o) { return o.name == who; });
         if (!known) {
           fail(*names.get(j), at_index(join(p, "notify"), j),
                "no receiver or on-call schedule named " + quote(who) +
@@ -1234,8 +1235,9 @@ std::string describe(const Settings& s) {
     for (std::size_t i = 0; i < o.overrides.size(); ++i) {
       const OnCallOverride& cover = o.overrides[i];
       overrides += (i == 0 ? " " : ", ");
-      overrides += "{ from = " + quote(local_text(cover.from)) + ", to = " +
-                   quote(local_text(cover.to)) + ", notify = " + Writer::list(cover.notify) + " }";
+      overrides += "{ from = " + quote(local_text(cover.from)) +
+                   ", to = " + quote(local_text(cover.to)) +
+                   ", notify = " + Writer::list(cover.notify) + " }";
     }
     w.value("overrides", overrides + (o.overrides.empty() ? "]" : " ]"));
   }

@@ -93,8 +93,8 @@ std::string format_line(Format format, Level level, std::string_view ts, std::st
 void write(Level level, std::string_view event, std::initializer_list<Field> fields) {
   if (level < g_level.load(std::memory_order_relaxed)) return;
   const auto now = std::chrono::time_point_cast<Duration>(std::chrono::system_clock::now());
-  const std::string line =
-      format_line(g_format.load(std::memory_order_relaxed), level, format_rfc3339(now), event, fields);
+  const std::string line = format_line(g_format.load(std::memory_order_relaxed), level,
+                                       format_rfc3339(now), event, fields);
   // One write per line (stderr is unbuffered, but fputs may split): lines never interleave.
   std::size_t done = 0;
   while (done < line.size()) {

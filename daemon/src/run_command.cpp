@@ -24,7 +24,8 @@
 namespace visitd::daemon {
 namespace net = boost::asio;
 
-const char* const kRunUsage = R"(Usage: visitd run --config FILE [--salvage] [--log-format text|json]
+const char* const kRunUsage =
+    R"(Usage: visitd run --config FILE [--salvage] [--log-format text|json]
 
 Runs the daemon: reads FILE (see `visitd check-config`), opens the journal in [store] dir
 (recovering a torn tail, which it reports), rebuilds the state from the newest snapshot and
@@ -112,9 +113,9 @@ void reload(const std::string& file, websocket::EngineHost& host) {
   }
   host.reload(next, [file](websocket::EngineHost::ReloadOutcome outcome) {
     if (outcome.error) {
-      log::error("reload_refused",
-                 {{"file", file}, {"error", outcome.error->message},
-                  {"effect", "the settings in force stay"}});
+      log::error("reload_refused", {{"file", file},
+                                    {"error", outcome.error->message},
+                                    {"effect", "the settings in force stay"}});
     } else if (outcome.unchanged) {
       log::info("reloaded", {{"file", file}, {"tracking", "unchanged"}});
     } else {
@@ -201,8 +202,9 @@ int run_command(const std::vector<std::string_view>& args) {
     if (recovered.diverged > 0) {
       log::warn("replay_diverged",
                 {{"records", text(recovered.diverged)},
-                 {"why", "records accepted earlier were refused on replay: did the config "
-                         "change (a branch removed, thresholds)?"}});
+                 {"why",
+                  "records accepted earlier were refused on replay: did the config "
+                  "change (a branch removed, thresholds)?"}});
     }
   } catch (const std::exception& e) {
     log::error("journal_refused", {{"dir", settings.store.dir}, {"error", e.what()}});
@@ -234,9 +236,8 @@ int run_command(const std::vector<std::string_view>& args) {
   }
 
   net::io_context io(int(settings.server.threads));
-  auto host = std::make_shared<websocket::EngineHost>(io, settings, std::move(recovered.engine),
-                                                      recovered.snapshot_seq, *journal, metrics,
-                                                      clock);
+  auto host = std::make_shared<websocket::EngineHost>(
+      io, settings, std::move(recovered.engine), recovered.snapshot_seq, *journal, metrics, clock);
   websocket::Server server(io, settings, host, metrics, clock);
   try {
     server.start();
@@ -246,10 +247,10 @@ int run_command(const std::vector<std::string_view>& args) {
   }
   host->start();
   const auto endpoint = server.local_endpoint();
-  log::info("listening", {{"addr", endpoint.address().to_string() + ":" +
-                                       std::to_string(endpoint.port())},
-                          {"threads", text(settings.server.threads)},
-                          {"journal_seq", text(journal->last_seq())}});
+  log::info("listening",
+            {{"addr", endpoint.address().to_string() + ":" + std::to_string(endpoint.port())},
+             {"threads", text(settings.server.threads)},
+             {"journal_seq", text(journal->last_seq())}});
 
   net::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   net::steady_timer drain_timer(io);
@@ -285,8 +286,8 @@ int run_command(const std::vector<std::string_view>& args) {
 
   journal->flush();
   const bool failed = journal->failed();
-  log::info("stopped", {{"durable_seq", text(journal->durable_seq())},
-                        {"journal", failed ? "failed" : "ok"}});
+  log::info("stopped",
+            {{"durable_seq", text(journal->durable_seq())}, {"journal", failed ? "failed" : "ok"}});
   return failed ? 1 : 0;
 }
 

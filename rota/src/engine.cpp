@@ -147,8 +147,10 @@ std::optional<Error> Engine::reconfigure(std::shared_ptr<const config::Settings>
   for (const BranchInfo& b : branches_) {
     const config::Branch* next = settings->find_branch(b.id);
     if (next == nullptr) {
-      return Error{ErrorCode::conflict, "branch " + b.id + " is missing from the new config: a "
-                                        "branch the daemon has seen cannot be removed while it runs"};
+      return Error{ErrorCode::conflict,
+                   "branch " + b.id +
+                       " is missing from the new config: a "
+                       "branch the daemon has seen cannot be removed while it runs"};
     }
     if (next->timezone != b.zone.name()) {
       return Error{ErrorCode::conflict, "branch " + b.id + " changes time zone from " +

@@ -94,8 +94,8 @@ std::uint64_t record(Journal& journal, const rota::Command& command, TimePoint n
 
 std::uint64_t record_settings(Journal& journal, const rota::Engine& engine, TimePoint now,
                               Journal::Durable on_durable) {
-  return journal.append(RecordType::settings, 1, now,
-                        config::describe_tracking(engine.settings()), std::move(on_durable));
+  return journal.append(RecordType::settings, 1, now, config::describe_tracking(engine.settings()),
+                        std::move(on_durable));
 }
 
 std::uint64_t snapshot(Journal& journal, const rota::Engine& engine) {

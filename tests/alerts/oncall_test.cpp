@@ -100,7 +100,7 @@ TEST_CASE("Holiday cover replaces the weekly windows while it lasts") {
   Fixture f;
   CHECK(f.north.on_call(at("2026-12-24T17:59:00Z")) == Names{"office"});  // Thu, office hours
   CHECK(f.north.on_call(at("2026-12-24T18:00:00Z")) == Names{"cover"});
-  CHECK(f.north.on_call(at("2026-12-25T10:00:00Z")) == Names{"cover"});   // a Friday
+  CHECK(f.north.on_call(at("2026-12-25T10:00:00Z")) == Names{"cover"});  // a Friday
   CHECK(f.north.on_call(at("2026-12-27T07:59:00Z")) == Names{"cover"});
   CHECK(f.north.on_call(at("2026-12-27T08:00:00Z")) == Names{"coordinator"});  // a Sunday
 }

@@ -14,9 +14,7 @@ using visitd::TimePoint;
 using visitd::websocket::Role;
 namespace json = boost::json;
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE(
     "After kill -9 and a restart on the same data dir, every acked event is there and a "

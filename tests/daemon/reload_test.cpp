@@ -24,8 +24,8 @@ bool log_shows(const Daemon& d, std::string_view text, std::chrono::milliseconds
 }
 
 std::string state_of(const Daemon& d, std::string_view visit) {
-  const auto r = d.api("GET", "/api/visits/" + std::string(visit),
-                       token(Role::admin, "root", {"*"}));
+  const auto r =
+      d.api("GET", "/api/visits/" + std::string(visit), token(Role::admin, "root", {"*"}));
   REQUIRE(r.status == 200);
   return str(r.json(), "state");
 }

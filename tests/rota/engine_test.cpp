@@ -625,7 +625,8 @@ TEST_CASE("A reconfigure adds new branches, whose rotas can then be imported") {
   auto next = std::make_shared<config::Settings>(agency());
   next->branches.push_back(config::Branch{"B3", "East", "Europe/London", {}});
   REQUIRE_FALSE(day.engine.reconfigure(next, day.now, day.fx));
-  ImportRota import{"B3", LocalDays(std::chrono::sys_days(2026y / 11 / 23).time_since_epoch()),
+  ImportRota import{"B3",
+                    LocalDays(std::chrono::sys_days(2026y / 11 / 23).time_since_epoch()),
                     {plan("E1", {"C9"}, "2026-11-23T11:00:00Z", "2026-11-23T11:30:00Z")},
                     "office"};
   CHECK(day.apply(import).status == Status::accepted);

@@ -193,7 +193,8 @@ TEST_CASE("A restart decides every replayed event under the settings recorded fo
       REQUIRE_FALSE(live.reconfigure(original, at("2026-11-23T05:00:00Z"), fx));
       store::record_settings(*journal, live, live.now(), {});
       for (const auto& [c, now] : commands) {
-        if (now > at("2026-11-23T09:05:00Z") && live.settings().thresholds.values.late_after != 3min) {
+        if (now > at("2026-11-23T09:05:00Z") &&
+            live.settings().thresholds.values.late_after != 3min) {
           REQUIRE_FALSE(live.reconfigure(tighter, at("2026-11-23T09:05:00Z"), fx));
           store::record_settings(*journal, live, live.now(), {});
           if (with_snapshot) REQUIRE(store::snapshot(*journal, live) > 0);

@@ -41,13 +41,14 @@ rota::ImportRota rota_of_one_visit() {
   p.carers = {"C1"};
   p.start = at("2026-11-23T09:00:00Z");
   p.end = at("2026-11-23T09:30:00Z");
-  return rota::ImportRota{"B1", LocalDays(std::chrono::sys_days(2026y / 11 / 23).time_since_epoch()),
-                          {p}, "admin"};
+  return rota::ImportRota{
+      "B1", LocalDays(std::chrono::sys_days(2026y / 11 / 23).time_since_epoch()), {p}, "admin"};
 }
 
 rota::CheckIn check_in(std::string id) {
-  return rota::CheckIn{std::move(id), "C1", "V1", at("2026-11-23T09:01:00Z"),
-                       rota::Fix{{51.5, -0.14}, 10}, rota::Method::gps, ""};
+  return rota::CheckIn{
+      std::move(id),     "C1", "V1", at("2026-11-23T09:01:00Z"), rota::Fix{{51.5, -0.14}, 10},
+      rota::Method::gps, ""};
 }
 
 /// What one submitted command came to.
@@ -147,7 +148,7 @@ TEST_CASE("A failed fsync delivers no ack, fails readiness and refuses every lat
   auto import = h.submit(rota_of_one_visit());
   REQUIRE(h.run_until([&] { return import->delivered; }));
   CHECK(import->status == rota::Status::accepted);  // decided, but never made durable...
-  CHECK(import->delivery_error);                      // ... so the sender gets an error
+  CHECK(import->delivery_error);                    // ... so the sender gets an error
   REQUIRE(h.run_until([&] { return !h.host->ready(); }));
   CHECK_THAT(h.host->not_ready_reason(), Catch::Contains("journal failed"));
   CHECK_THAT(h.metrics.serialize(), Catch::Contains("visitd_journal_failed 1"));

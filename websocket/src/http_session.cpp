@@ -21,9 +21,7 @@ constexpr std::uint32_t kMaxHeaderBytes = 16 * 1024;
 /// Files served from the dashboard directory; the board is a handful of small files.
 constexpr std::uintmax_t kMaxFileBytes = 8 << 20;
 
-std::string_view path_of(std::string_view target) {
-  return target.substr(0, target.find('?'));
-}
+std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
 
 std::string_view mime_type(std::string_view path) {
   const auto dot = path.rfind('.');
@@ -114,12 +112,13 @@ void HttpSession::on_read(beast::error_code ec, std::size_t) {
       return respond(a);
     }
     if (ec == http::error::header_limit) {
-      HttpAnswer a = error_answer(Error{ErrorCode::bad_message, "the request headers are too large"});
+      HttpAnswer a =
+          error_answer(Error{ErrorCode::bad_message, "the request headers are too large"});
       a.status = 431;
       return respond(a);
     }
-    return respond(error_answer(Error{ErrorCode::bad_message, "not an HTTP/1.1 request: " +
-                                                                  ec.message()}));
+    return respond(
+        error_answer(Error{ErrorCode::bad_message, "not an HTTP/1.1 request: " + ec.message()}));
   }
   route(parser_->release());
 }
@@ -156,8 +155,8 @@ void HttpSession::route(Request&& request) {
   if (path == "/api" || path.starts_with("/api/")) {
     const auto token = bearer(request[http::field::authorization]);
     if (!token) {
-      HttpAnswer a = error_answer(Error{ErrorCode::unauthenticated,
-                                        "send Authorization: Bearer <token>"});
+      HttpAnswer a =
+          error_answer(Error{ErrorCode::unauthenticated, "send Authorization: Bearer <token>"});
       a.headers.emplace_back("WWW-Authenticate", "Bearer");
       return respond(a);
     }
@@ -175,16 +174,16 @@ void HttpSession::route(Request&& request) {
     owned->body = std::move(request.body());
     response_ = std::make_shared<http::response<http::string_body>>();  // busy until answered
     ctx_->host->http(std::move(owned), std::move(*who),
-                    [self = shared_from_this()](HttpAnswer answer) {
-                      net::post(self->stream_.get_executor(),
-                                [self, answer = std::move(answer)] { self->respond(answer); });
-                    });
+                     [self = shared_from_this()](HttpAnswer answer) {
+                       net::post(self->stream_.get_executor(),
+                                 [self, answer = std::move(answer)] { self->respond(answer); });
+                     });
     return;
   }
 
   if (path.starts_with("/ws/")) {
-    HttpAnswer a = error_answer(Error{ErrorCode::bad_message,
-                                      "this is a WebSocket endpoint: open it with an upgrade"});
+    HttpAnswer a = error_answer(
+        Error{ErrorCode::bad_message, "this is a WebSocket endpoint: open it with an upgrade"});
     a.status = 426;
     a.headers.emplace_back("Upgrade", "websocket");
     return respond(a);
@@ -201,9 +200,9 @@ void HttpSession::upgrade(Request&& request) {
     channel = Channel::board;
   } else {
     keep_alive_ = false;
-    return respond(error_answer(Error{ErrorCode::bad_message,
-                                      "no WebSocket at " + std::string(path) +
-                                          ": use /ws/carer or /ws/board"}));
+    return respond(
+        error_answer(Error{ErrorCode::bad_message, "no WebSocket at " + std::string(path) +
+                                                       ": use /ws/carer or /ws/board"}));
   }
   // Browsers always send Origin; phones' apps and other programs usually do not. A page
   // served from elsewhere must not drive a user's board with the user's cookies or token.
@@ -214,9 +213,9 @@ void HttpSession::upgrade(Request&& request) {
       ctx_->metrics.count_refused("origin");
       log::warn("origin_refused", {{"origin", origin->value()}, {"path", path}});
       keep_alive_ = false;
-      return respond(error_answer(Error{ErrorCode::forbidden,
-                                        "origin " + std::string(origin->value()) +
-                                            " is not in [server] allowed_origins"}));
+      return respond(
+          error_answer(Error{ErrorCode::forbidden, "origin " + std::string(origin->value()) +
+                                                       " is not in [server] allowed_origins"}));
     }
   }
   std::optional<Principal> who;
@@ -295,9 +294,9 @@ void HttpSession::respond(const HttpAnswer& answer) {
   res.prepare_payload();
   if (head_) res.content_length(answer.body.size());
   stream_.expires_after(ctx_->settings.server.request_timeout);
-  http::async_write(stream_, res,
-                    beast::bind_front_handler(&HttpSession::on_write, shared_from_this(),
-                                              res.keep_alive()));
+  http::async_write(
+      stream_, res,
+      beast::bind_front_handler(&HttpSession::on_write, shared_from_this(), res.keep_alive()));
 }
 
 void HttpSession::on_write(bool keep_alive, beast::error_code ec, std::size_t) {

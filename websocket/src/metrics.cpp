@@ -12,7 +12,7 @@ constexpr std::array<std::string_view, kCommandTypes> kTypeNames = {
     "check_in", "check_out", "location",  "running_late", "import_rota",
     "reassign", "cancel",    "ack_alert", "resolve_alert"};
 constexpr std::array<std::string_view, kConnectionRoles> kRoleNames = {"carer", "board", "http",
-                                                                        "pending"};
+                                                                       "pending"};
 constexpr std::size_t kErrorCodes = std::size_t(ErrorCode::bad_rota) + 1;
 
 }  // namespace
@@ -62,10 +62,11 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                 .Help("Duration of one group commit's fdatasync")
                 .Register(*registry_)
                 .Add({}, fsync);
-  auto& connections = BuildGauge()
-                          .Name("visitd_connections")
-                          .Help("Open connections by role (pending: WebSocket not yet authenticated)")
-                          .Register(*registry_);
+  auto& connections =
+      BuildGauge()
+          .Name("visitd_connections")
+          .Help("Open connections by role (pending: WebSocket not yet authenticated)")
+          .Register(*registry_);
   for (std::size_t r = 0; r < kConnectionRoles; ++r) {
     connections_[r] = &connections.Add({{"role", std::string(kRoleNames[r])}});
   }
@@ -73,15 +74,13 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                          .Name("visitd_connections_refused_total")
                          .Help("Connections refused, by reason")
                          .Register(*registry_);
-  auto& alerts = BuildGauge()
-                     .Name("visitd_alerts")
-                     .Help("Alerts by kind and state")
-                     .Register(*registry_);
+  auto& alerts =
+      BuildGauge().Name("visitd_alerts").Help("Alerts by kind and state").Register(*registry_);
   for (std::size_t k = 0; k < alerts_.size(); ++k) {
     for (std::size_t s = 0; s < 3; ++s) {
-      alerts_[k][s] = &alerts.Add(
-          {{"kind", std::string(rota::to_string(static_cast<rota::AlertKind>(k)))},
-           {"state", std::string(rota::to_string(static_cast<rota::AlertState>(s)))}});
+      alerts_[k][s] =
+          &alerts.Add({{"kind", std::string(rota::to_string(static_cast<rota::AlertKind>(k)))},
+                       {"state", std::string(rota::to_string(static_cast<rota::AlertState>(s)))}});
     }
   }
   durable_seq_ = &BuildGauge()

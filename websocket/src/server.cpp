@@ -51,7 +51,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
       log::warn("accept_failed", {{"error", ec.message()}});
       auto timer = std::make_shared<net::steady_timer>(acceptor_.get_executor(),
                                                        std::chrono::milliseconds(50));
-      timer->async_wait([self = shared_from_this(), timer](beast::error_code) { self->do_accept(); });
+      timer->async_wait(
+          [self = shared_from_this(), timer](beast::error_code) { self->do_accept(); });
       return;
     }
     if (ctx_->connections.load() >= ctx_->settings.server.max_connections) {
@@ -76,8 +77,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
 tcp::endpoint parse_listen(std::string_view text) {
   const auto colon = text.rfind(':');
   if (colon == std::string_view::npos || colon + 1 == text.size()) {
-    throw std::invalid_argument("listen address \"" + std::string(text) +
-                                "\" is not host:port");
+    throw std::invalid_argument("listen address \"" + std::string(text) + "\" is not host:port");
   }
   std::string host(text.substr(0, colon));
   const std::string port(text.substr(colon + 1));

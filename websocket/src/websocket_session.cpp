@@ -13,15 +13,15 @@ namespace ws = boost::beast::websocket;
 namespace {
 
 bool quiet(beast::error_code ec) {
-  return ec == net::error::operation_aborted || ec == ws::error::closed ||
-         ec == net::error::eof || ec == beast::error::timeout ||
-         ec == net::error::connection_reset || ec == net::error::broken_pipe;
+  return ec == net::error::operation_aborted || ec == ws::error::closed || ec == net::error::eof ||
+         ec == beast::error::timeout || ec == net::error::connection_reset ||
+         ec == net::error::broken_pipe;
 }
 
 }  // namespace
 
-WebSocketSession::WebSocketSession(beast::tcp_stream&& stream,
-                                   std::shared_ptr<ServerContext> ctx, Channel channel)
+WebSocketSession::WebSocketSession(beast::tcp_stream&& stream, std::shared_ptr<ServerContext> ctx,
+                                   Channel channel)
     : ws_(std::move(stream)),
       ctx_(std::move(ctx)),
       channel_(channel),
@@ -45,8 +45,8 @@ void WebSocketSession::run(Request request, std::optional<Principal> who) {
       [](ws::response_type& res) { res.set(beast::http::field::server, "visitd"); }));
   ws_.read_message_max(ctx_->settings.server.max_message);  // bigger: closed with 1009
   who_ = std::move(who);
-  ws_.async_accept(request, beast::bind_front_handler(&WebSocketSession::on_accept,
-                                                      shared_from_this()));
+  ws_.async_accept(request,
+                   beast::bind_front_handler(&WebSocketSession::on_accept, shared_from_this()));
 }
 
 void WebSocketSession::on_accept(beast::error_code ec) {
@@ -57,8 +57,8 @@ void WebSocketSession::on_accept(beast::error_code ec) {
     auth_timer_.expires_after(kAuthTimeout);
     auth_timer_.async_wait([self = shared_from_this()](beast::error_code e) {
       if (e || self->who_ || self->closing_) return;
-      self->send_error(std::nullopt, Error{ErrorCode::unauthenticated,
-                                          "no auth message within 5 s: closing"});
+      self->send_error(std::nullopt,
+                       Error{ErrorCode::unauthenticated, "no auth message within 5 s: closing"});
       self->close(ws::close_code::policy_error, "authentication timeout");
     });
   }
@@ -203,12 +203,10 @@ void WebSocketSession::submit(rota::Command command, std::optional<std::string> 
             out = std::move(failed);
           } else if (ok) {
             self->ctx_->metrics.observe_ack_latency(
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - received)
-                    .count());
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - received).count());
           }
-          net::post(self->ws_.get_executor(), [self, out = std::move(out)]() mutable {
-            self->send(std::move(out));
-          });
+          net::post(self->ws_.get_executor(),
+                    [self, out = std::move(out)]() mutable { self->send(std::move(out)); });
         };
       });
 }
@@ -247,14 +245,14 @@ void WebSocketSession::send(Frame frame) {
   // backlog over board_queue behind a write that has made no progress for kStalledWrite, or
   // one so large (kHardQueueFactor times board_queue) that it must not be held in memory.
   const std::size_t limit = ctx_->settings.server.board_queue;
-  const bool stalled = writing_ && std::chrono::steady_clock::now() - last_progress_ > kStalledWrite;
+  const bool stalled =
+      writing_ && std::chrono::steady_clock::now() - last_progress_ > kStalledWrite;
   if ((queue_.size() >= limit && stalled) || queue_.size() >= limit * kHardQueueFactor) {
     // It reconnects and starts again from a fresh snapshot or rota; nobody waits for it.
     if (channel_ == Channel::board) ctx_->metrics.boards_dropped().Increment();
-    log::warn("slow_client_dropped",
-              {{"channel", to_string(channel_)},
-               {"user", who_ ? who_->sub : std::string("-")},
-               {"queued", std::to_string(queue_.size())}});
+    log::warn("slow_client_dropped", {{"channel", to_string(channel_)},
+                                      {"user", who_ ? who_->sub : std::string("-")},
+                                      {"queued", std::to_string(queue_.size())}});
     closing_ = true;
     close_started_ = true;
     queue_.clear();

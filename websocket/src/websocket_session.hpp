@@ -79,8 +79,8 @@ class WebSocketSession final : public Subscriber,
   std::deque<Frame> queue_;
   bool writing_ = false;
   std::chrono::steady_clock::time_point last_progress_;  ///< a write last completed or started
-  bool closing_ = false;        ///< no more frames are queued
-  bool close_started_ = false;  ///< async_close issued (or the socket cut)
+  bool closing_ = false;                                 ///< no more frames are queued
+  bool close_started_ = false;                           ///< async_close issued (or the socket cut)
   boost::beast::websocket::close_reason close_reason_;
   // Token bucket: rate_limit messages per second, up to rate_burst at once.
   double tokens_;

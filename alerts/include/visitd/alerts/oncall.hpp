@@ -31,8 +31,7 @@ class OnCallSchedule {
   const std::vector<std::string>& on_call(TimePoint t) const;
 
  private:
-  OnCallSchedule(config::OnCall config, TimeZone zone)
-      : config_(std::move(config)), zone_(zone) {}
+  OnCallSchedule(config::OnCall config, TimeZone zone) : config_(std::move(config)), zone_(zone) {}
   config::OnCall config_;
   TimeZone zone_;
 };

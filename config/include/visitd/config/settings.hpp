@@ -138,16 +138,16 @@ struct Escalation {
 struct Server {
   std::string listen = "127.0.0.1:8080";
   std::vector<std::string> allowed_origins;
-  std::size_t max_message = 64 * 1024;  ///< WebSocket message bytes; config writes `64KiB`
-  std::size_t max_body = 8 << 20;       ///< HTTP request body bytes (rota imports)
-  unsigned threads = 2;                 ///< I/O threads; the engine runs on one strand of them
+  std::size_t max_message = 64 * 1024;   ///< WebSocket message bytes; config writes `64KiB`
+  std::size_t max_body = 8 << 20;        ///< HTTP request body bytes (rota imports)
+  unsigned threads = 2;                  ///< I/O threads; the engine runs on one strand of them
   std::size_t max_connections = 20'000;  ///< open sockets; more are closed at accept
-  double rate_limit = 20;               ///< client messages per second per connection...
-  unsigned rate_burst = 100;            ///< ... with bursts up to this many (offline resends)
-  Duration idle_timeout = 5min;         ///< a WebSocket silent this long (pings unanswered)
-  Duration request_timeout = 10s;       ///< to read one HTTP request, headers and body
-  std::size_t board_queue = 4096;       ///< messages waiting for a slow board before closing it
-  std::string dashboard = "dashboard";  ///< the board's static files, served at `/`
+  double rate_limit = 20;                ///< client messages per second per connection...
+  unsigned rate_burst = 100;             ///< ... with bursts up to this many (offline resends)
+  Duration idle_timeout = 5min;          ///< a WebSocket silent this long (pings unanswered)
+  Duration request_timeout = 10s;        ///< to read one HTTP request, headers and body
+  std::size_t board_queue = 4096;        ///< messages waiting for a slow board before closing it
+  std::string dashboard = "dashboard";   ///< the board's static files, served at `/`
 
   bool operator==(const Server&) const = default;
 };
@@ -158,8 +158,8 @@ struct Store {
   std::string url;  ///< redis only
   Duration location_retention = 24h * 30;
   std::chrono::microseconds group_delay{1000};  ///< the journal's group commit window (ms steps)
-  std::uint64_t snapshot_every = 100'000;  ///< a snapshot after this many records...
-  Duration snapshot_interval = 10min;      ///< ... or this long after the last, if any came
+  std::uint64_t snapshot_every = 100'000;       ///< a snapshot after this many records...
+  Duration snapshot_interval = 10min;           ///< ... or this long after the last, if any came
 
   bool operator==(const Store&) const = default;
 };

@@ -342,8 +342,8 @@ class Engine {
   /// is missing or has another time zone: its rota's local days would change meaning.
   /// Like apply(), this is a decision the journal must record, so that a replay makes it at
   /// the same point.
-  std::optional<Error> reconfigure(std::shared_ptr<const config::Settings> settings,
-                                   TimePoint now, Effects& effects);
+  std::optional<Error> reconfigure(std::shared_ptr<const config::Settings> settings, TimePoint now,
+                                   Effects& effects);
   /// The settings in force.
   const config::Settings& settings() const { return *settings_; }
   /// When `advance` next has something to do (never later than the earliest deadline).

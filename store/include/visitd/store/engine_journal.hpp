@@ -41,9 +41,9 @@ std::uint64_t record(Journal& journal, const rota::Command& command, TimePoint n
 std::uint64_t record_settings(Journal& journal, const rota::Engine& engine, TimePoint now,
                               Journal::Durable on_durable);
 
-/// Writes a snapshot of `engine` (with the settings in force) covering every record appended so far. Waits for those
-/// records to be durable first: a snapshot must never contain what the journal could lose.
-/// Returns the sequence it covers, or 0 when the journal has failed (nothing written).
+/// Writes a snapshot of `engine` (with the settings in force) covering every record appended so
+/// far. Waits for those records to be durable first: a snapshot must never contain what the journal
+/// could lose. Returns the sequence it covers, or 0 when the journal has failed (nothing written).
 std::uint64_t snapshot(Journal& journal, const rota::Engine& engine);
 
 /// What snapshot() writes: the settings in force, then the engine's own snapshot. Take it
