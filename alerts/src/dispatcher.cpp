@@ -67,9 +67,10 @@ std::optional<TimePoint> Dispatcher::next_due() const {
   return next;
 }
 
-std::vector<Delivery> Dispatcher::take(TimePoint now) {
+std::vector<Delivery> Dispatcher::take(TimePoint now, std::size_t limit) {
   std::vector<Delivery> out;
   for (auto& [id, b] : batches_) {
+    if (out.size() >= limit) break;
     if (b.in_flight || b.due > now) continue;
     if (b.open) {
       open_groups_.erase(group_of(b.notices.front()));

@@ -33,6 +33,10 @@ std::string_view to_string(DeliveryResult r) {
   return kNames[std::size_t(r)];
 }
 
+rota::Notified notified(const Notice& n) {
+  return rota::Notified{n.receiver, std::string(to_string(n.transition)), n.level, n.at};
+}
+
 std::string encode(const Notice& n) {
   std::string out;
   Writer w(out);

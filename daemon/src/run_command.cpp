@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <random>
 #include <string>
 #include <thread>
 
@@ -236,8 +237,12 @@ int run_command(const std::vector<std::string_view>& args) {
   }
 
   net::io_context io(int(settings.server.threads));
-  auto host = std::make_shared<websocket::EngineHost>(
-      io, settings, std::move(recovered.engine), recovered.snapshot_seq, *journal, metrics, clock);
+  // Retry jitter only needs to differ between daemons, not to be reproducible.
+  auto pager = std::make_shared<websocket::Pager>(io, settings, *journal, metrics, clock,
+                                                  std::random_device{}());
+  auto host = std::make_shared<websocket::EngineHost>(io, settings, std::move(recovered.engine),
+                                                      recovered.snapshot_seq, *journal, metrics,
+                                                      clock, pager);
   websocket::Server server(io, settings, host, metrics, clock);
   try {
     server.start();

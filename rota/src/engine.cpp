@@ -1234,7 +1234,12 @@ std::string Engine::canonical_dump() const {
       os << ';';
     }
     os << " from=" << format_rfc3339(a.ladder_from) << " reopens=" << unsigned(a.reopens)
-       << " next_step=" << wheel_.pending(a.step) << '\n';
+       << " next_step=" << wheel_.pending(a.step) << " notified=";
+    for (const auto& n : a.notified) {
+      os << n.receiver << '/' << n.transition << '/' << n.level << '@' << format_rfc3339(n.at)
+         << ';';
+    }
+    os << '\n';
   }
   std::vector<std::pair<EventKey, Decision>> decided;
   decided_.for_each([&](const EventKey& k, const Decision& d) { decided.emplace_back(k, d); });

@@ -15,7 +15,8 @@ using detail::get_opt_fix;
 using detail::put_opt_fix;
 
 constexpr std::string_view kMagic = "VSNP";
-// 2: escalation (ladders, and each alert's ladder, start, reopens); deadline payloads
+// 2: escalation (ladders, and each alert's ladder, start, reopens, notifications); deadline
+// payloads
 //    (index << 2) | kind. Version 1 snapshots (no escalation) are still read.
 constexpr std::uint8_t kVersion = 2;
 
@@ -148,6 +149,13 @@ std::string Engine::snapshot() const {
     w.varint(a.ladder);
     w.time(a.ladder_from);
     w.u8(a.reopens);
+    w.varint(a.notified.size());
+    for (const auto& n : a.notified) {
+      w.str(n.receiver);
+      w.str(n.transition);
+      w.svarint(n.level);
+      w.time(n.at);
+    }
   }
   w.varint(ladders_.size());
   for (const auto& steps : ladders_) {
@@ -314,6 +322,13 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
       a.ladder = std::uint16_t(r.varint());
       a.ladder_from = r.time();
       a.reopens = r.u8();
+      a.notified.resize(r.count(4));
+      for (auto& n : a.notified) {
+        n.receiver = r.str();
+        n.transition = r.str();
+        n.level = int(r.svarint());
+        n.at = r.time();
+      }
     }
     if (!r.ok()) return damaged("alerts");
   }

@@ -68,8 +68,17 @@ Recovered recover(const config::Settings& settings, const Journal& journal, Time
         throw JournalError(where + ": the recorded settings were refused: " + error->message);
       }
       out.settings_recorded = true;
-    } else if (r.type == RecordType::outbox || r.type == RecordType::delivery) {
-      // What was paged, and how delivery went: read by read_outbox(), not engine input.
+    } else if (r.type == RecordType::outbox) {
+      // Who was told what: part of the alert (its `notified` list).
+      auto notice = alerts::decode_notice(r.payload);
+      if (!notice) {
+        throw JournalError("record " + std::to_string(r.seq) + ": " + notice.error().message);
+      }
+      if (const auto a = out.engine->find_alert(notice->alert)) {
+        out.engine->note_notified(*a, alerts::notified(*notice));
+      }
+    } else if (r.type == RecordType::delivery) {
+      // How a delivery went: the audit trail, read by read_outbox(); not engine state.
     } else {
       auto command = rota::decode(r.payload, r.version);
       if (!command) {

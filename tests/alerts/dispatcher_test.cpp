@@ -253,3 +253,21 @@ TEST_CASE("Payloads: webhook, PagerDuty Events v2 and Alertmanager bodies") {
   CHECK(body.at("dedup_key") == "visit/V1/start");
   CHECK_FALSE(body.as_object().contains("payload"));
 }
+
+TEST_CASE("Dispatcher: take() hands out at most `limit` deliveries, oldest first") {
+  alerts::Dispatcher d(settings(), 8);
+  const TimePoint t0 = at("2026-11-23T10:00:00Z");
+  for (int i = 0; i < 5; ++i) {
+    Notice n =
+        page("A" + std::to_string(i), "V" + std::to_string(i), "C1", "pager", Transition::resolved);
+    d.add(n, t0 + std::chrono::seconds(i));
+  }
+  const auto first = d.take(t0 + 10s, 2);
+  REQUIRE(first.size() == 2);
+  CHECK(first[0].notices[0].alert == "A0");
+  CHECK(first[1].notices[0].alert == "A1");
+  CHECK(d.in_flight() == 2);
+  CHECK(d.queued() == 3);
+  CHECK(d.take(t0 + 10s, 0).empty());
+  CHECK(d.take(t0 + 10s).size() == 3);
+}

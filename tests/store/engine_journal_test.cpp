@@ -242,9 +242,12 @@ TEST_CASE("The outbox survives a restart and compaction: only what no receiver t
       run(live, *journal, commands[i].first, commands[i].second);
       if (i == 3) {
         const TimePoint t = commands[i].second;
-        store::record_notice(*journal, notice("A1/page/warning/L1/R0", "pager"), t, ignore);
-        store::record_notice(*journal, notice("A1/page/warning/L1/R0", "office"), t, ignore);
-        store::record_notice(*journal, notice("A1/page/warning/L1/R0", "boss"), t, ignore);
+        // As the daemon does: on the alert, then in the outbox.
+        for (const char* receiver : {"pager", "office", "boss"}) {
+          const auto n = notice("A1/page/warning/L1/R0", receiver);
+          live.note_notified(*live.find_alert("A1"), alerts::notified(n));
+          store::record_notice(*journal, n, t, ignore);
+        }
         store::record_delivery(
             *journal, delivery({"A1/page/warning/L1/R0/pager"}, alerts::DeliveryResult::delivered),
             t, ignore);
@@ -256,6 +259,11 @@ TEST_CASE("The outbox survives a restart and compaction: only what no receiver t
             ignore);
       }
     }
+    journal->flush();
+    // Without a snapshot, the replay puts the outbox's notices back on the alert.
+    const auto replayed = store::recover(s, *journal, at("2026-11-23T00:00:00Z"));
+    CHECK(replayed.engine->canonical_dump() == live.canonical_dump());
+    CHECK(replayed.engine->alert(*replayed.engine->find_alert("A1")).notified.size() == 3);
     REQUIRE(store::snapshot(*journal, live) > 0);
     journal->compact(at("2026-11-23T00:00:00Z"));
     journal->flush();

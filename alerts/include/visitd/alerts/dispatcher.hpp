@@ -16,6 +16,7 @@
 // Pure: time is what the caller says, the jitter comes from a seeded generator. No I/O.
 // Thread-safety: none; one owner calls it.
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -69,8 +70,9 @@ class Dispatcher {
   /// finish()).
   std::optional<TimePoint> next_due() const;
 
-  /// Every delivery due at `now`; each is in flight until finish() is called for it.
-  std::vector<Delivery> take(TimePoint now);
+  /// The deliveries due at `now`, oldest first, at most `limit` of them; each is in flight
+  /// until finish() is called for it.
+  std::vector<Delivery> take(TimePoint now, std::size_t limit = SIZE_MAX);
 
   /// Reports how an attempt ended.
   Settled finish(std::uint64_t delivery, const Attempt& attempt, TimePoint now);

@@ -16,6 +16,7 @@
 
 #include "visitd/core/error.hpp"
 #include "visitd/core/time.hpp"
+#include "visitd/rota/engine.hpp"
 
 namespace visitd::alerts {
 
@@ -51,6 +52,9 @@ struct Notice {
     return transition == Transition::triggered || transition == Transition::escalated;
   }
 };
+
+/// What the alert keeps of a notice (rota::Alert::notified).
+rota::Notified notified(const Notice& notice);
 
 /// The journal's `outbox` record payload (format 1), and back. decode() refuses damaged or
 /// foreign bytes with an Error.

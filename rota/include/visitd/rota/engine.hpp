@@ -285,6 +285,16 @@ enum class Resolution : std::uint8_t {
 };
 std::string_view to_string(Resolution resolution);
 
+/// A notification sent about an alert (its outbox record): who, why, when.
+struct Notified {
+  std::string receiver;
+  std::string transition;  ///< triggered, escalated, acknowledged, resolved
+  int level = 0;           ///< the escalation step it paged (pages), or the level reached
+  TimePoint at;
+
+  bool operator==(const Notified&) const = default;
+};
+
 struct Alert {
   std::uint32_t number = 0;  ///< the id is "A" + number
   VisitIndex visit = kNoIndex;
@@ -306,9 +316,10 @@ struct Alert {
   /// The escalation ladder frozen when it triggered (an index into the engine's ladders), or
   /// kNoLadder: info alerts, and severities whose ladder is empty, page no one.
   std::uint16_t ladder = kNoLadder;
-  TimePoint ladder_from;       ///< step i fires at ladder_from + step i's `after`
-  std::uint8_t reopens = 0;    ///< times an ack timed out; at most [escalation] max_reopens
-  DeadlineWheel::Handle step;  ///< the next step, or the ack timeout while acknowledged
+  TimePoint ladder_from;           ///< step i fires at ladder_from + step i's `after`
+  std::uint8_t reopens = 0;        ///< times an ack timed out; at most [escalation] max_reopens
+  DeadlineWheel::Handle step;      ///< the next step, or the ack timeout while acknowledged
+  std::vector<Notified> notified;  ///< every notification about it, in order
 
   static constexpr std::uint16_t kNoLadder = 0xffff;
 
@@ -383,6 +394,12 @@ class Engine {
   std::span<const VisitIndex> visits_on(BranchIndex branch, LocalDays day) const;
   std::string alert_key(AlertIndex i) const { return alerts_[i].key(visits_[alerts_[i].visit].id); }
   const config::Thresholds& thresholds(const Visit& v) const { return thresholds_[v.thresholds]; }
+  /// Records that a notification about an alert was decided and written to the outbox (live,
+  /// and from the journal's outbox records on replay), so that the alert object says who was
+  /// told what and when. Not a transition: the alert's seq does not change.
+  void note_notified(AlertIndex a, Notified notified) {
+    alerts_[a].notified.push_back(std::move(notified));
+  }
   /// The escalation ladder frozen on an alert (empty when it pages no one).
   std::span<const config::EscalationStep> ladder(const Alert& a) const {
     if (a.ladder == Alert::kNoLadder) return {};
