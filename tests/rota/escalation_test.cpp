@@ -253,3 +253,18 @@ TEST_CASE("Escalation: a reload changes the ladders of new alerts, not the froze
   CHECK(day.engine->ladder(day.start_alert("V2"))[0].notify ==
         std::vector<std::string>{"somebody-else"});
 }
+
+TEST_CASE("A clone is the same state and then goes its own way") {
+  Day day({plan("V1", "2026-11-23T09:00:00Z", "2026-11-23T11:30:00Z")});
+  day.advance_to("2026-11-23T09:25:00Z");
+  const auto copy = day.engine->clone();
+  CHECK(copy->canonical_dump() == day.engine->canonical_dump());
+  CHECK(copy->snapshot() == day.engine->snapshot());
+
+  day.advance_to("2026-11-23T10:30:00Z");  // the original moves on; the copy does not
+  CHECK(copy->canonical_dump() != day.engine->canonical_dump());
+  CHECK(copy->alert(0).escalation_level == 1);
+  Effects fx;
+  copy->advance(at("2026-11-23T10:30:00Z"), fx);
+  CHECK(copy->canonical_dump() == day.engine->canonical_dump());
+}

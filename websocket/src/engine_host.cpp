@@ -604,19 +604,24 @@ void EngineHost::maybe_snapshot(bool timer) {
   engine_->advance(now, effects_);
   publish(effects_);
   const std::uint64_t seq = journal_.last_seq();
-  auto bytes = std::make_shared<const std::string>(store::snapshot_bytes(*engine_));
+  // A copy here (flat vectors, mostly), serialized on the background thread: serializing
+  // on the strand held every event up for as long as it took (hundreds of ms).
+  std::shared_ptr<const rota::Engine> copy = engine_->clone();
   snapshot_running_ = true;
   snapshot_seq_ = seq;
   const bool compact = now - last_compaction_ >= kCompactionInterval;
   if (compact) last_compaction_ = now;
   const TimePoint drop_before = now - settings_.store.location_retention;
-  net::post(background_, [self = shared_from_this(), seq, bytes, compact, drop_before] {
+  net::post(background_, [self = shared_from_this(), seq, copy = std::move(copy), compact,
+                          drop_before]() mutable {
     try {
+      const std::string bytes = store::snapshot_bytes(*copy);
+      copy.reset();
       self->journal_.flush();
       if (!self->journal_.failed() && self->journal_.durable_seq() >= seq) {
-        self->journal_.write_snapshot(seq, *bytes);
+        self->journal_.write_snapshot(seq, bytes);
         self->metrics_.snapshots().Increment();
-        log::info("snapshot", {{"seq", to_text(seq)}, {"bytes", to_text(bytes->size())}});
+        log::info("snapshot", {{"seq", to_text(seq)}, {"bytes", to_text(bytes.size())}});
         if (compact) {
           const std::uint64_t dropped = self->journal_.compact(drop_before);
           log::info("compacted", {{"dropped_location_fixes", to_text(dropped)},

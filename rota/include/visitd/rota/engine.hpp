@@ -351,8 +351,12 @@ class Engine {
   /// The settings must outlive the engine. Branches come from settings.branches.
   explicit Engine(const config::Settings& settings, TimePoint origin = TimePoint{});
 
-  Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
+
+  /// A copy of the whole state, independent of this engine from then on: the daemon takes
+  /// one on its strand (a few flat copies) and serializes it on another thread, so that a
+  /// snapshot does not hold up events. Shares the settings.
+  std::unique_ptr<Engine> clone() const { return std::unique_ptr<Engine>(new Engine(*this)); }
 
   /// Decides a command at `now`; appends what changed to `effects`.
   Reply apply(const Command& command, TimePoint now, Effects& effects);
@@ -489,6 +493,9 @@ class Engine {
   void touch(VisitIndex v, Effects& fx);
   CarerIndex missing_carer(const Visit& v) const;
   Severity late_severity(const Visit& v) const;
+
+  /// Member-wise; only clone() copies an engine.
+  Engine(const Engine&) = default;
 
   const config::Settings* settings_;
   std::shared_ptr<const config::Settings> owned_settings_;  ///< set by reconfigure()

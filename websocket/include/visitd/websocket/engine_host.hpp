@@ -19,8 +19,9 @@
 // lost in a crash is made again (never one that was written).
 //
 // Snapshots: after `[store] snapshot_every` records, or every `snapshot_interval` if any
-// record came, the engine's state is serialized on the strand and written (then the journal
-// compacted, dropping raw fixes older than `location_retention`) on a background thread.
+// record came, the engine is copied on the strand (Engine::clone) and the copy serialized
+// and written (then the journal compacted, dropping raw fixes older than
+// `location_retention`) on a background thread.
 //
 // Thread-safety: every public member may be called from any thread; they post to the strand.
 // Callbacks (Decided) run on the strand; Deliver may run on the strand or on the journal's
