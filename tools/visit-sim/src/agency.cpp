@@ -140,7 +140,9 @@ std::vector<Client> make_clients(Rng& rng, const BranchPlace& branch, const Town
     Client c;
     c.plan.id = branch.id + "-CL" + number(i + 1, 3);
     const auto& hood = neighbourhoods[std::size_t(rng.whole(0, n_hoods - 1))];
-    c.plan.location = move(hood, rng.between(0, 650), rng.between(0, 360));
+    // To the microdegree (10 cm), as the CSV writes it: the imported day is this one.
+    const geo::LatLon at = move(hood, rng.between(0, 650), rng.between(0, 360));
+    c.plan.location = {std::round(at.lat * 1e6) / 1e6, std::round(at.lon * 1e6) / 1e6};
     c.plan.name = std::string(kTitles[rng.next() % kTitles.size()]) + " " +
                   char('A' + rng.whole(0, 25)) + ". " +
                   std::string(kSurnames[rng.next() % kSurnames.size()]);
@@ -173,10 +175,11 @@ BranchDay make_day(const BranchPlace& branch, std::size_t index, LocalDays date,
     Carer c;
     c.id = branch.id + "-C" + number(i + 1, 2);
     c.at = move(town.centre, rng.between(200, 3000), rng.between(0, 360));  // home
-    // Staggered shifts: early starters, a middle shift, and evening cover.
-    const int shift = rng.whole(0, 2);
-    const Duration offset = shift == 0   ? Duration(rng.whole(0, 6) * 5min)
-                            : shift == 1 ? 3h + rng.whole(0, 12) * 5min
+    // Staggered shifts: half start early for the morning calls (the busiest of the day),
+    // the rest take a middle shift or the evening cover.
+    const int shift = rng.whole(0, 3);
+    const Duration offset = shift <= 1   ? Duration(rng.whole(0, 6) * 5min)
+                            : shift == 2 ? 3h + rng.whole(0, 12) * 5min
                                          : 7h + rng.whole(0, 12) * 5min;
     c.free_at = first + offset;
     c.shift_end = std::min(c.free_at + 6h + rng.whole(0, 36) * 5min, last_start + 30min);

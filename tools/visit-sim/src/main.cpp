@@ -216,6 +216,11 @@ int run(const sim::Options& o) {
       "connections lost before the ack; %zu visits nobody turns up to\n",
       static_cast<unsigned long long>(o.agency.seed), plan.summary.visits, plan.summary.events,
       mix.c_str(), plan.summary.drops, plan.summary.no_show_visits.size());
+  if (!plan.summary.no_show_visits.empty()) {
+    std::string ids;
+    for (const auto& id : plan.summary.no_show_visits) ids += " " + id;
+    std::printf("visit-sim: nobody turns up to:%s\n", ids.c_str());
+  }
   std::fflush(stdout);
 
   std::optional<TimePoint> until;

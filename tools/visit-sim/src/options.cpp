@@ -37,10 +37,10 @@ Options:
   --clients N          clients per branch [36]
   --double-ups P       share of personal care visits needing two carers [0.12]
   --medication P       share of visits that are time-critical medication rounds [0.2]
-  --mix LIST           behaviour weights, e.g. on_time=70,late=8,no_show=3; names: on_time,
-                       early, late, no_show, overrun, short, wrong_place, offline
-                       [on_time=70,early=6,late=8,no_show=3,overrun=5,short=4,
-                       wrong_place=2,offline=2]
+  --mix LIST           behaviour weights, e.g. on_time=80,late=15,no_show=5 (those not named
+                       weigh 0); names: on_time, early, late, no_show, overrun, short,
+                       wrong_place, offline [on_time=70,early=6,late=8,no_show=3,overrun=5,
+                       short=4,wrong_place=2,offline=2]
   --duplicates P       chance a send loses its connection before the ack and is resent [0.03]
   --hours H            play H demo hours from now, then stop [the whole day]
   --tag T              prefix of event ids, so that a rerun sends fresh ones [from the clock]

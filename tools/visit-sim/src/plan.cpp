@@ -48,6 +48,7 @@ std::string_view to_string(Behaviour b) { return kNames[std::size_t(b)]; }
 
 Mix Mix::parse(std::string_view text) {
   Mix mix;
+  mix.weights.fill(0);
   while (!text.empty()) {
     const auto comma = text.find(',');
     const std::string_view part = text.substr(0, comma);

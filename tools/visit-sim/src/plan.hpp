@@ -40,7 +40,8 @@ struct Mix {
   double duplicates = 0.03;   ///< per step
   double running_late = 0.6;  ///< of late arrivals that say so beforehand
 
-  /// Reads `late=10,no_show=2,...`: the named weights replace the defaults. Throws
+  /// Reads `on_time=80,late=10,no_show=2`: the mix is exactly that (behaviours not named
+  /// weigh 0); `duplicates` and `running_late` keep their defaults. Throws
   /// std::invalid_argument naming the bad part.
   static Mix parse(std::string_view text);
 };
