@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/json/parse.hpp>
+#include <boost/system/system_error.hpp>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -94,6 +95,14 @@ sim::BranchDay day_from_file(const std::string& path, const sim::BranchPlace& br
   for (const auto& v : day.visits) carers.insert(v.carers.begin(), v.carers.end());
   day.carers.assign(carers.begin(), carers.end());
   return day;
+}
+
+/// What went wrong, for a person: a socket error's message without Boost's source location.
+std::string reason(const std::exception& e) {
+  if (const auto* s = dynamic_cast<const boost::system::system_error*>(&e)) {
+    return s->code().message();
+  }
+  return e.what();
 }
 
 std::string clock_text(const TimeZone& zone, TimePoint t) { return zone.format_local(t, "%H:%M"); }
@@ -200,7 +209,8 @@ int run(const sim::Options& o) {
                   day.carers.size(), day.visits.size(), answer.c_str());
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "visit-sim: %s\n", e.what());
+    std::fprintf(stderr, "visit-sim: visitd at %s:%s: %s\n", daemon.host.c_str(),
+                 daemon.port.c_str(), reason(e).c_str());
     return 1;
   }
 
@@ -266,7 +276,8 @@ int run(const sim::Options& o) {
                   clock_text(day.zone, clock.now()).c_str(),
                   visit_states(daemon, admin, day).c_str());
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "visit-sim: %s\n", e.what());
+      std::fprintf(stderr, "visit-sim: cannot read branch %s's visits: %s\n", day.branch.c_str(),
+                   reason(e).c_str());
     }
   }
   return 0;
