@@ -260,11 +260,13 @@ int run(const sim::Options& o) {
   progress(stats, clock, zone, phones.size());
 
   std::printf(
-      "RESULT sent=%llu accepted=%llu duplicate=%llu resent=%llu errors=%llu abandoned=%llu\n",
+      "RESULT sent=%llu accepted=%llu duplicate=%llu resent=%llu reconnects=%llu errors=%llu "
+      "abandoned=%llu\n",
       static_cast<unsigned long long>(stats.sent.load()),
       static_cast<unsigned long long>(stats.accepted.load()),
       static_cast<unsigned long long>(stats.duplicate.load()),
       static_cast<unsigned long long>(stats.resent.load()),
+      static_cast<unsigned long long>(stats.reconnects.load()),
       static_cast<unsigned long long>(stats.error_total()),
       static_cast<unsigned long long>(stats.abandoned.load()));
   for (const auto& [code, n] : stats.errors()) {

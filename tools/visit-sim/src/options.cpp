@@ -50,8 +50,12 @@ Options:
 
 Output: the import's answers, the plan's summary, a progress line every --progress seconds
 on stderr (demo time, phones online, events sent/acked, errors by code), and at the end
-  RESULT sent=N accepted=N duplicate=N resent=N errors=N abandoned=N
-on stdout, the errors by code, and the day's visits by state from GET /api/visits.
+  RESULT sent=N accepted=N duplicate=N resent=N reconnects=N errors=N abandoned=N
+on stdout (abandoned: events that got no answer after repeated reconnects), the errors by
+code, and the day's visits by state from GET /api/visits.
+With no demo clock the day plays in real time; steps already past when it starts are sent
+at once with their device times, as a phone that was offline would (those past the
+daemon's visit window are refused: outside_visit_window).
 Ctrl-C stops the phones (each closes its socket) and prints the same.
 Exit status: 0 when the day was played, 1 when the daemon could not be used, 2 for a usage
 error.

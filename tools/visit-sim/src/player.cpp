@@ -208,6 +208,7 @@ void play_carer(const Endpoint& daemon, const CarerScript& script, const std::st
                 const DemoTime& clock, std::optional<TimePoint> until, Stats& stats,
                 const std::atomic<bool>& stop) {
   Socket phone(daemon);
+  bool ever_connected = false;
   bool counted_online = false;
   const auto set_online = [&](bool online) {
     if (online != counted_online) {
@@ -247,8 +248,9 @@ void play_carer(const Endpoint& daemon, const CarerScript& script, const std::st
     bool dropped = false;
     for (int attempt = 0; !pending.empty() && attempt < 6 && !stop.load(); ++attempt) {
       if (!phone.is_open()) {
-        if (attempt > 0 || counted_online) ++stats.reconnects;
+        if (ever_connected) ++stats.reconnects;
         if (!connect()) break;
+        ever_connected = true;
       }
       try {
         for (const Event& e : step.events) {
