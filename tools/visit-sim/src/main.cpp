@@ -154,14 +154,24 @@ int run(const sim::Options& o) {
                  o.config.c_str());
     return 2;
   }
+  // Every branch of the config is generated (each from its own seed and town, by its place
+  // in the config), and the ones wanted kept: a branch's day is the same either way.
+  std::vector<sim::BranchPlace> all;
   std::vector<sim::BranchPlace> branches;
   const std::vector<std::string> wanted =
       !o.print_rota.empty() ? std::vector<std::string>{o.print_rota} : o.branches;
+  const auto is_wanted = [&](const std::string& id) {
+    return wanted.empty() || std::find(wanted.begin(), wanted.end(), id) != wanted.end();
+  };
   for (const auto& b : settings.branches) {
-    if (wanted.empty() || std::find(wanted.begin(), wanted.end(), b.id) != wanted.end()) {
-      branches.push_back({b.id, *TimeZone::locate(b.timezone)});
-    }
+    all.push_back({b.id, *TimeZone::locate(b.timezone)});
+    if (is_wanted(b.id)) branches.push_back(all.back());
   }
+  const auto generate = [&](LocalDays date) {
+    auto days = sim::generate_agency(all, date, o.agency);
+    std::erase_if(days, [&](const sim::BranchDay& d) { return !is_wanted(d.branch); });
+    return days;
+  };
   for (const auto& id : wanted) {
     if (settings.find_branch(id) == nullptr) {
       std::fprintf(stderr, "visit-sim: branch %s is not in %s\n", id.c_str(), o.config.c_str());
@@ -176,8 +186,7 @@ int run(const sim::Options& o) {
 
   if (!o.print_rota.empty()) {
     const LocalDays date = o.date.empty() ? zone.local_day(wall_now()) : *parse_local_date(o.date);
-    std::fputs(sim::rota_csv(sim::generate_agency(branches, date, o.agency).front()).c_str(),
-               stdout);
+    std::fputs(sim::rota_csv(generate(date).front()).c_str(), stdout);
     return 0;
   }
 
@@ -199,11 +208,13 @@ int run(const sim::Options& o) {
     const LocalDays date = o.date.empty() ? zone.local_day(clock.now()) : *parse_local_date(o.date);
     std::printf("visit-sim: visitd at %s:%s, demo time %s, clock rate %g\n", daemon.host.c_str(),
                 daemon.port.c_str(), zone.format_local(clock.now()).c_str(), clock.rate);
-    days = o.rota.empty() ? sim::generate_agency(branches, date, o.agency)
+    days = o.rota.empty() ? generate(date)
                           : std::vector{day_from_file(o.rota, branches.front(), date)};
     for (const auto& day : days) {
+      // A rota file goes in as it is written (with its tags and geofences).
       const std::string answer =
-          sim::put_rota(daemon, day.branch, day.date, sim::rota_csv(day), admin);
+          sim::put_rota(daemon, day.branch, day.date,
+                        o.rota.empty() ? sim::rota_csv(day) : read_file(o.rota), admin);
       std::printf("visit-sim: branch %s (%s) %s: %zu carers, %zu visits imported: %s\n",
                   day.branch.c_str(), day.town.c_str(), format_local_date(day.date).c_str(),
                   day.carers.size(), day.visits.size(), answer.c_str());
