@@ -777,7 +777,7 @@ class Reader {
     for (std::size_t i = 0; i < a.size(); ++i) {
       const toml::table& t = *a.get(i)->as_table();
       const std::string p = at_index("receivers", i);
-      check_keys(t, p, {"name", "type", "url", "routing_key"});
+      check_keys(t, p, {"name", "type", "url", "routing_key", "fallback"});
       Receiver r;
       r.name = required_string(t, p, "name");
       const int name_line = line_of(*t.get("name"));
@@ -801,7 +801,21 @@ class Reader {
         fail(rk != nullptr ? line_of(*rk) : line_of(t), join(p, "routing_key"),
              "required for type = \"pagerduty\" (the integration key of a PagerDuty service)");
       }
+      r.fallback = string(t, p, "fallback").value_or("");
       out.push_back(std::move(r));
+    }
+    // Fallbacks name receivers defined anywhere in the file, but never themselves.
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      const Receiver& r = out[i];
+      if (r.fallback.empty()) continue;
+      const toml::node& n = *a.get(i)->as_table()->get("fallback");
+      const std::string key = join(at_index("receivers", i), "fallback");
+      if (r.fallback == r.name) fail(n, key, "a receiver cannot be its own fallback");
+      if (std::none_of(out.begin(), out.end(),
+                       [&](const Receiver& o) { return o.name == r.fallback; })) {
+        fail(n, key,
+             "no receiver named " + quote(r.fallback) + " (define it in a [[receivers]] table)");
+      }
     }
   }
 
@@ -945,11 +959,26 @@ class Reader {
 
   void read_escalation(const toml::table& t, Settings& s) const {
     const std::string_view p = "escalation";
-    check_keys(t, p, {"ack_timeout", "critical", "warning", "info"});
+    check_keys(t, p,
+               {"ack_timeout", "max_reopens", "group_wait", "retry_initial", "retry_max",
+                "fallback_after", "critical", "warning", "info", "time_critical"});
     Escalation& out = s.escalation;
     if (auto v = positive_duration(t, p, "ack_timeout")) out.ack_timeout = *v;
+    if (auto v = count(t, p, "max_reopens", 0, 100)) out.max_reopens = unsigned(*v);
+    if (auto v = duration(t, p, "group_wait")) {
+      if (v->count() < 0) fail(*t.get("group_wait"), join(p, "group_wait"), "must be 0s or more");
+      out.group_wait = *v;
+    }
+    if (auto v = positive_duration(t, p, "retry_initial")) out.retry_initial = *v;
+    if (auto v = positive_duration(t, p, "retry_max")) out.retry_max = *v;
+    if (out.retry_max < out.retry_initial) {
+      fail(*t.get(t.contains("retry_max") ? "retry_max" : "retry_initial"), join(p, "retry_max"),
+           "must be at least retry_initial (" + format_duration(out.retry_initial) + ")");
+    }
+    if (auto v = count(t, p, "fallback_after", 1, 1000)) out.fallback_after = unsigned(*v);
     out.critical = read_ladder(t, "critical", s);
     out.warning = read_ladder(t, "warning", s);
+    out.time_critical = read_ladder(t, "time_critical", s);
     if (const toml::node* n = t.get("info")) {
       // design.md: info alerts go to the board only; paging someone at night for one would
       // teach them to ignore the pager.
@@ -1276,6 +1305,7 @@ std::string describe(const Settings& s) {
     w.string("url", r.url);
     // The routing key lets anyone page the on-call coordinator: a credential like the secret.
     if (!r.routing_key.empty()) w.string("routing_key", "<redacted>");
+    if (!r.fallback.empty()) w.string("fallback", r.fallback);
   }
 
   for (const OnCall& o : s.oncall) {
@@ -1316,6 +1346,11 @@ std::string describe(const Settings& s) {
 
   w.header("escalation");
   w.duration("ack_timeout", s.escalation.ack_timeout);
+  w.value("max_reopens", std::to_string(s.escalation.max_reopens));
+  w.duration("group_wait", s.escalation.group_wait);
+  w.duration("retry_initial", s.escalation.retry_initial);
+  w.duration("retry_max", s.escalation.retry_max);
+  w.value("fallback_after", std::to_string(s.escalation.fallback_after));
   const auto ladder = [&](std::string_view key, const std::vector<EscalationStep>& steps) {
     std::string v = "[";
     for (std::size_t i = 0; i < steps.size(); ++i) {
@@ -1328,6 +1363,7 @@ std::string describe(const Settings& s) {
   ladder("critical", s.escalation.critical);
   ladder("warning", s.escalation.warning);
   ladder("info", s.escalation.info);
+  ladder("time_critical", s.escalation.time_critical);
 
   if (s.clock) {
     w.header("clock");
@@ -1379,6 +1415,12 @@ std::string describe_tracking(const Settings& settings) {
   tracking.thresholds = settings.thresholds;
   tracking.tracking = settings.tracking;
   tracking.branches = settings.branches;
+  // The engine freezes a ladder on each alert and fires its steps: a replay must use the
+  // ladders that were in force. The names they page need their receivers and schedules
+  // (describe() redacts routing keys, so no credential reaches the journal).
+  tracking.escalation = settings.escalation;
+  tracking.receivers = settings.receivers;
+  tracking.oncall = settings.oncall;
   return describe(tracking);
 }
 

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <exception>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 
@@ -260,8 +261,12 @@ int run_command(const std::vector<std::string_view>& args) {
   }
 
   net::io_context io(int(settings.server.threads));
-  auto host = std::make_shared<websocket::EngineHost>(
-      io, settings, std::move(recovered.engine), recovered.snapshot_seq, *journal, metrics, clock);
+  // Retry jitter only needs to differ between daemons, not to be reproducible.
+  auto pager = std::make_shared<websocket::Pager>(io, settings, *journal, metrics, clock,
+                                                  std::random_device{}());
+  auto host = std::make_shared<websocket::EngineHost>(io, settings, std::move(recovered.engine),
+                                                      recovered.snapshot_seq, *journal, metrics,
+                                                      clock, pager);
   websocket::Server server(io, settings, host, metrics, real_clock);
   try {
     server.start();

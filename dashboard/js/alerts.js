@@ -3,7 +3,7 @@
 // across updates (a half-typed note survives a delta); a resolved alert fades out.
 
 import { h, icon, clear, announce } from './dom.js';
-import { ALERT_KIND_WORDS, SEVERITY_WORDS, RESOLUTION_WORDS, formatAge } from './model.js';
+import { ALERT_KIND_WORDS, SEVERITY_WORDS, RESOLUTION_WORDS, formatAge, pagedBy } from './model.js';
 import { clock } from './time.js';
 
 const FADE_MS = 1800;
@@ -140,6 +140,8 @@ export class AlertPanel {
     if (visit?.client?.name) bits.push(visit.client.name);
     bits.push(`branch ${a.branch}`);
     bits.push(a.escalation_level > 0 ? `escalated: level ${a.escalation_level}` : 'not escalated');
+    const paged = pagedBy(a);
+    bits.push(paged ? `paged ${paged.names.join(', ')} at ${clock(paged.last)}` : 'nobody paged');
     item.meta.textContent = bits.join(' · ');
     item.state.textContent = a.state === 'acknowledged'
       ? `Acknowledged by ${a.acked_by ?? 'someone'} at ${clock(a.acked_at)}`

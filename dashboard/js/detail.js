@@ -5,7 +5,7 @@
 import { h, icon, clear, announce } from './dom.js';
 import {
   stateWord, FLAG_WORDS, ALERT_KIND_WORDS, SEVERITY_WORDS, RESOLUTION_WORDS,
-  compareAlerts, parseCarerList, formatMinutes,
+  compareAlerts, parseCarerList, formatMinutes, pagedBy,
 } from './model.js';
 import { clock, clockSeconds } from './time.js';
 import { api } from './api.js';
@@ -158,6 +158,11 @@ export class VisitDetail {
         ? `resolved ${clock(a.resolved_at)}${a.resolution ? ` (${RESOLUTION_WORDS[a.resolution] ?? a.resolution})` : ''}`
         : a.state === 'acknowledged' ? `acknowledged by ${a.acked_by ?? 'someone'} ${clock(a.acked_at)}` : 'open',
       a.escalation_level > 0 ? `, escalated to level ${a.escalation_level}` : '',
+      pagedBy(a) ? `; paged ${pagedBy(a).names.join(', ')}` : '',
+      (a.notified ?? []).length
+        ? h('ul', { class: 'muted small notified' }, a.notified.map((n) => h('li', {},
+          `${clock(n.at)} ${n.receiver}: ${n.transition}${n.level ? ` (level ${n.level})` : ''}`)))
+        : '',
       h('div', { class: 'muted small' }, a.summary)))));
   }
 

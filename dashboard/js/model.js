@@ -252,6 +252,17 @@ export class BoardState {
   }
 }
 
+/**
+ * Who was paged about an alert (its `notified` list, pages only): the receivers in the order
+ * first paged, and when the last page went out; null when nobody was.
+ */
+export function pagedBy(alert) {
+  const pages = (alert.notified ?? []).filter((n) => n.transition === 'triggered' || n.transition === 'escalated');
+  if (!pages.length) return null;
+  const names = [...new Set(pages.map((n) => n.receiver))];
+  return { names, last: pages[pages.length - 1].at };
+}
+
 /** "4s", "12 min", "1 h 05 min": an alert's age, to the second while it is young. */
 export function formatAge(ms) {
   const s = Math.max(0, Math.floor(ms / 1000));

@@ -74,7 +74,8 @@ std::string_view to_string(Status s) {
 }
 std::string_view to_string(AlertTransition t) {
   static constexpr std::string_view kNames[] = {"raised",       "severity_rose", "updated",
-                                                "acknowledged", "retargeted",    "resolved"};
+                                                "acknowledged", "retargeted",    "resolved",
+                                                "escalated",    "reopened"};
   return kNames[std::size_t(t)];
 }
 std::string_view to_string(AlertPhase p) {
@@ -181,19 +182,26 @@ std::optional<Error> Engine::reconfigure(std::shared_ptr<const config::Settings>
     plan_start(v);
     plan_end(v);
   }
+  // Ladders stay frozen on their alerts; only a new ack_timeout or max_reopens applies.
+  for (AlertIndex a = 0; a < alerts_.size(); ++a) {
+    if (alerts_[a].state == AlertState::acknowledged) plan_escalation(a);
+  }
   advance(now, effects);
   return std::nullopt;
 }
 
 Reply Engine::apply(const Command& command, TimePoint now, Effects& effects) {
   advance(now, effects);
+  // What the command makes due at once (a ladder whose first step is `after = "0s"`) fires
+  // at the next advance(): next_deadline() says it is due now, so the daemon's timer fires
+  // straight away, and the reply still tells the state this command left.
   return std::visit([&](const auto& c) { return on(c, effects); }, command);
 }
 
 void Engine::advance(TimePoint now, Effects& effects) {
   now_ = std::max(now_, now);
   while (auto due = wheel_.pop_due(now_)) {
-    fire(VisitIndex(due->payload >> 1), DeadlineKind(due->payload & 1), due->at, effects);
+    fire(std::uint32_t(due->payload >> 2), DeadlineKind(due->payload & 3), due->at, effects);
   }
   // Location pings are remembered only for the offline window.
   while (!pings_.empty() && pings_.front().forget_at <= now_) {
@@ -757,6 +765,7 @@ Reply Engine::on(const AckAlert& c, Effects& fx) {
   if (!c.note.empty()) a.note = c.note;
   a.updated_at = now_;
   ++a.seq;
+  plan_escalation(*found);  // the ladder stops; the ack timeout starts
   fx.push_back(Effect{Effect::Kind::alert_changed, *found, AlertTransition::acknowledged});
   return r;
 }
@@ -865,8 +874,7 @@ void Engine::plan_start(VisitIndex vi) {
     at = v.start + th.late_after;
   }
   if (at) {
-    v.start_deadline =
-        wheel_.schedule(*at, (std::uint64_t(vi) << 1) | std::uint64_t(DeadlineKind::start_phase));
+    v.start_deadline = wheel_.schedule(*at, payload(vi, DeadlineKind::start_phase));
   }
 }
 
@@ -881,18 +889,24 @@ void Engine::plan_end(VisitIndex vi) {
   if (v.state == VisitState::in_progress) at = due + th.overrun_after;
   if (v.state == VisitState::overrunning) at = due + th.no_checkout_after;
   if (at) {
-    v.end_deadline =
-        wheel_.schedule(*at, (std::uint64_t(vi) << 1) | std::uint64_t(DeadlineKind::end_phase));
+    v.end_deadline = wheel_.schedule(*at, payload(vi, DeadlineKind::end_phase));
   }
 }
 
-void Engine::fire(VisitIndex vi, DeadlineKind kind, TimePoint at, Effects& fx) {
-  if (kind == DeadlineKind::start_phase) {
-    visits_[vi].start_deadline = {};
-    on_start_deadline(vi, at, fx);
-  } else {
-    visits_[vi].end_deadline = {};
-    on_end_deadline(vi, at, fx);
+void Engine::fire(std::uint32_t index, DeadlineKind kind, TimePoint at, Effects& fx) {
+  switch (kind) {
+    case DeadlineKind::start_phase:
+      visits_[index].start_deadline = {};
+      on_start_deadline(index, at, fx);
+      break;
+    case DeadlineKind::end_phase:
+      visits_[index].end_deadline = {};
+      on_end_deadline(index, at, fx);
+      break;
+    case DeadlineKind::escalation:
+      alerts_[index].step = {};
+      on_escalation_deadline(index, at, fx);
+      break;
   }
 }
 
@@ -1022,6 +1036,8 @@ AlertIndex Engine::raise(VisitIndex vi, AlertPhase phase, AlertKind kind, Severi
       a.acked_at.reset();
       a.acked_by.clear();
     }
+    // A rise is a new condition (late → missed): the new severity's ladder, from its start.
+    if (rose) start_ladder(existing, at);
     fx.push_back(Effect{Effect::Kind::alert_changed, existing,
                         rose ? AlertTransition::severity_rose : AlertTransition::updated});
     return existing;
@@ -1038,6 +1054,7 @@ AlertIndex Engine::raise(VisitIndex vi, AlertPhase phase, AlertKind kind, Severi
   const auto index = AlertIndex(alerts_.size());
   alerts_.push_back(std::move(a));
   v.alerts[std::size_t(phase)] = index;
+  start_ladder(index, at);
   fx.push_back(Effect{Effect::Kind::alert_changed, index, AlertTransition::raised});
   return index;
 }
@@ -1052,7 +1069,80 @@ void Engine::resolve(AlertIndex ai, Resolution why, std::string_view by, TimePoi
   a.resolved_at = at;
   a.updated_at = at;
   ++a.seq;
+  plan_escalation(ai);  // cancels the next step or the ack timeout
   fx.push_back(Effect{Effect::Kind::alert_changed, ai, AlertTransition::resolved});
+}
+
+// ---------------------------------------------------------------------------------------
+// Escalation
+
+std::uint16_t Engine::intern_ladder(const std::vector<config::EscalationStep>& steps) {
+  for (std::size_t i = 0; i < ladders_.size(); ++i) {
+    if (ladders_[i] == steps) return std::uint16_t(i);
+  }
+  // Every distinct ladder a config ever had: a handful, far below the cap.
+  if (ladders_.size() >= Alert::kNoLadder) return Alert::kNoLadder;
+  ladders_.push_back(steps);
+  return std::uint16_t(ladders_.size() - 1);
+}
+
+void Engine::start_ladder(AlertIndex ai, TimePoint at) {
+  Alert& a = alerts_[ai];
+  const config::Escalation& policy = settings_->escalation;
+  const std::vector<config::EscalationStep>* steps = nullptr;
+  if (a.severity == Severity::critical) steps = &policy.critical;
+  if (a.severity == Severity::warning) steps = &policy.warning;
+  if (steps != nullptr && visits_[a.visit].time_critical && !policy.time_critical.empty()) {
+    steps = &policy.time_critical;
+  }
+  a.ladder = steps == nullptr || steps->empty() ? Alert::kNoLadder : intern_ladder(*steps);
+  a.ladder_from = at;
+  a.escalation_level = 0;
+  plan_escalation(ai);
+}
+
+void Engine::plan_escalation(AlertIndex ai) {
+  Alert& a = alerts_[ai];
+  wheel_.cancel(a.step);
+  a.step = {};
+  const auto steps = ladder(a);
+  if (steps.empty()) return;
+  std::optional<TimePoint> at;
+  if (a.state == AlertState::triggered && std::size_t(a.escalation_level) < steps.size()) {
+    at = a.ladder_from + steps[std::size_t(a.escalation_level)].after;
+  }
+  if (a.state == AlertState::acknowledged && a.reopens < settings_->escalation.max_reopens &&
+      a.acked_at) {
+    at = *a.acked_at + settings_->escalation.ack_timeout;
+  }
+  if (at) a.step = wheel_.schedule(*at, payload(ai, DeadlineKind::escalation));
+}
+
+void Engine::on_escalation_deadline(AlertIndex ai, TimePoint at, Effects& fx) {
+  Alert& a = alerts_[ai];
+  const auto steps = ladder(a);
+  if (a.state == AlertState::triggered) {
+    ++a.escalation_level;
+    a.updated_at = at;
+    ++a.seq;
+    plan_escalation(ai);
+    fx.push_back(
+        Effect{Effect::Kind::alert_changed, ai, AlertTransition::escalated, a.escalation_level});
+  } else if (a.state == AlertState::acknowledged) {
+    // Acknowledged, then nothing: someone said "mine" and the client is still waiting.
+    // The step that paged last pages again, and the ladder goes on from there.
+    a.state = AlertState::triggered;
+    a.acked_at.reset();
+    a.acked_by.clear();
+    ++a.reopens;
+    a.updated_at = at;
+    ++a.seq;
+    const std::size_t fired = std::size_t(a.escalation_level);
+    a.ladder_from = fired == 0 ? at : at - steps[fired - 1].after;
+    plan_escalation(ai);
+    fx.push_back(
+        Effect{Effect::Kind::alert_changed, ai, AlertTransition::reopened, a.escalation_level});
+  }
 }
 
 void Engine::resolve_phase(VisitIndex vi, AlertPhase phase, Resolution why, TimePoint at,
@@ -1137,7 +1227,19 @@ std::string Engine::canonical_dump() const {
        << " acked=" << (a.acked_at ? format_rfc3339(*a.acked_at) : "-") << '/' << a.acked_by
        << " resolved=" << (a.resolved_at ? format_rfc3339(*a.resolved_at) : "-") << '/'
        << a.resolved_by << " why=" << to_string(a.resolution) << " note=" << a.note
-       << " level=" << a.escalation_level << " seq=" << a.seq << '\n';
+       << " level=" << a.escalation_level << " seq=" << a.seq << " ladder=";
+    for (const auto& step : ladder(a)) {
+      os << step.after.count() << ':';
+      for (const auto& n : step.notify) os << n << ',';
+      os << ';';
+    }
+    os << " from=" << format_rfc3339(a.ladder_from) << " reopens=" << unsigned(a.reopens)
+       << " next_step=" << wheel_.pending(a.step) << " notified=";
+    for (const auto& n : a.notified) {
+      os << n.receiver << '/' << n.transition << '/' << n.level << '@' << format_rfc3339(n.at)
+         << ';';
+    }
+    os << '\n';
   }
   std::vector<std::pair<EventKey, Decision>> decided;
   decided_.for_each([&](const EventKey& k, const Decision& d) { decided.emplace_back(k, d); });

@@ -15,7 +15,10 @@ using detail::get_opt_fix;
 using detail::put_opt_fix;
 
 constexpr std::string_view kMagic = "VSNP";
-constexpr std::uint8_t kVersion = 1;
+// 2: escalation (ladders, and each alert's ladder, start, reopens, notifications); deadline
+// payloads
+//    (index << 2) | kind. Version 1 snapshots (no escalation) are still read.
+constexpr std::uint8_t kVersion = 2;
 
 void put_time(Writer& w, const std::optional<TimePoint>& t) {
   w.boolean(t.has_value());
@@ -143,6 +146,25 @@ std::string Engine::snapshot() const {
     w.str(a.note);
     w.svarint(a.escalation_level);
     w.varint(a.seq);
+    w.varint(a.ladder);
+    w.time(a.ladder_from);
+    w.u8(a.reopens);
+    w.varint(a.notified.size());
+    for (const auto& n : a.notified) {
+      w.str(n.receiver);
+      w.str(n.transition);
+      w.svarint(n.level);
+      w.time(n.at);
+    }
+  }
+  w.varint(ladders_.size());
+  for (const auto& steps : ladders_) {
+    w.varint(steps.size());
+    for (const auto& step : steps) {
+      w.svarint(step.after.count());
+      w.varint(step.notify.size());
+      for (const auto& n : step.notify) w.str(n);
+    }
   }
 
   // Decisions in key order, so equal states give equal bytes.
@@ -196,9 +218,9 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
   if (bytes.substr(0, kMagic.size()) != kMagic) return damaged("not a visitd snapshot");
   Reader r(bytes.substr(kMagic.size()));
   const auto version = r.u8();
-  if (version != kVersion) {
+  if (version != 1 && version != kVersion) {
     return Error{ErrorCode::internal, "snapshot format " + std::to_string(version) +
-                                          " is not one this visitd reads (1)"};
+                                          " is not one this visitd reads (1, 2)"};
   }
   const TimePoint now = r.time();
   auto engine = std::make_unique<Engine>(settings, now);
@@ -296,7 +318,36 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
     a.note = r.str();
     a.escalation_level = int(r.svarint());
     a.seq = std::uint32_t(r.varint());
+    if (version >= 2) {
+      a.ladder = std::uint16_t(r.varint());
+      a.ladder_from = r.time();
+      a.reopens = r.u8();
+      a.notified.resize(r.count(4));
+      for (auto& n : a.notified) {
+        n.receiver = r.str();
+        n.transition = r.str();
+        n.level = int(r.svarint());
+        n.at = r.time();
+      }
+    }
     if (!r.ok()) return damaged("alerts");
+  }
+  if (version >= 2) {
+    e.ladders_.resize(r.count());
+    for (auto& steps : e.ladders_) {
+      steps.resize(r.count(2));
+      for (auto& step : steps) {
+        step.after = Duration(r.svarint());
+        step.notify.resize(r.count());
+        for (auto& n : step.notify) n = r.str();
+      }
+    }
+    if (!r.ok()) return damaged("escalation ladders");
+  }
+  for (const auto& a : e.alerts_) {
+    if (a.ladder != Alert::kNoLadder && a.ladder >= e.ladders_.size()) {
+      return damaged("alert's ladder");
+    }
   }
   for (const auto& v : e.visits_) {
     for (AlertIndex a : v.alerts) {
@@ -331,15 +382,26 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
 
   const std::size_t deadlines = r.count(2);
   for (std::size_t i = 0; i < deadlines && r.ok(); ++i) {
-    const auto payload = r.varint();
+    auto payload = r.varint();
     const TimePoint at = r.time();
-    const auto vi = VisitIndex(payload >> 1);
-    if (vi >= e.visits_.size()) return damaged("deadlines");
+    if (version == 1)
+      payload = Engine::payload(std::uint32_t(payload >> 1), DeadlineKind(payload & 1));
+    const auto index = std::uint32_t(payload >> 2);
+    const auto kind = DeadlineKind(payload & 3);
+    const std::size_t limit =
+        kind == DeadlineKind::escalation ? e.alerts_.size() : e.visits_.size();
+    if (index >= limit || (payload & 3) > 2) return damaged("deadlines");
     const auto handle = e.wheel_.schedule(at, payload);
-    if (DeadlineKind(payload & 1) == DeadlineKind::start_phase) {
-      e.visits_[vi].start_deadline = handle;
-    } else {
-      e.visits_[vi].end_deadline = handle;
+    switch (kind) {
+      case DeadlineKind::start_phase:
+        e.visits_[index].start_deadline = handle;
+        break;
+      case DeadlineKind::end_phase:
+        e.visits_[index].end_deadline = handle;
+        break;
+      case DeadlineKind::escalation:
+        e.alerts_[index].step = handle;
+        break;
     }
   }
   if (!r.ok() || !r.at_end()) return damaged("truncated or trailing bytes");

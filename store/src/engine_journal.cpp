@@ -1,6 +1,8 @@
 #include "visitd/store/engine_journal.hpp"
 
 #include <cstring>
+#include <map>
+#include <unordered_map>
 
 #include "visitd/config/load.hpp"
 #include "visitd/rota/codec.hpp"
@@ -66,6 +68,17 @@ Recovered recover(const config::Settings& settings, const Journal& journal, Time
         throw JournalError(where + ": the recorded settings were refused: " + error->message);
       }
       out.settings_recorded = true;
+    } else if (r.type == RecordType::outbox) {
+      // Who was told what: part of the alert (its `notified` list).
+      auto notice = alerts::decode_notice(r.payload);
+      if (!notice) {
+        throw JournalError("record " + std::to_string(r.seq) + ": " + notice.error().message);
+      }
+      if (const auto a = out.engine->find_alert(notice->alert)) {
+        out.engine->note_notified(*a, alerts::notified(*notice));
+      }
+    } else if (r.type == RecordType::delivery) {
+      // How a delivery went: the audit trail, read by read_outbox(); not engine state.
     } else {
       auto command = rota::decode(r.payload, r.version);
       if (!command) {
@@ -112,6 +125,54 @@ std::string snapshot_bytes(const rota::Engine& engine) {
   for (int i = 0; i < 8; ++i) out += static_cast<char>((settings.size() >> (8 * i)) & 0xff);
   out += settings;
   out += engine.snapshot();
+  return out;
+}
+
+}  // namespace visitd::store
+
+namespace visitd::store {
+
+std::uint64_t record_notice(Journal& journal, const alerts::Notice& notice, TimePoint now,
+                            Journal::Durable on_durable) {
+  return journal.append(RecordType::outbox, 1, now, alerts::encode(notice), std::move(on_durable));
+}
+
+std::uint64_t record_delivery(Journal& journal, const alerts::DeliveryRecord& delivery,
+                              TimePoint now, Journal::Durable on_durable) {
+  return journal.append(RecordType::delivery, 1, now, alerts::encode(delivery),
+                        std::move(on_durable));
+}
+
+std::vector<alerts::Notice> read_outbox(const Journal& journal,
+                                        const std::function<void(const alerts::Notice&)>& decided) {
+  std::map<std::uint64_t, alerts::Notice> owed;  // by seq: the order they were decided
+  std::unordered_map<std::string, std::uint64_t> owed_ids;
+  journal.replay(1, [&](const Record& r) {
+    if (r.type == RecordType::outbox) {
+      auto notice = alerts::decode_notice(r.payload);
+      if (!notice) {
+        throw JournalError("record " + std::to_string(r.seq) + ": " + notice.error().message);
+      }
+      decided(*notice);
+      owed_ids[notice->id()] = r.seq;
+      owed.emplace(r.seq, std::move(*notice));
+    } else if (r.type == RecordType::delivery) {
+      auto delivery = alerts::decode_delivery(r.payload);
+      if (!delivery) {
+        throw JournalError("record " + std::to_string(r.seq) + ": " + delivery.error().message);
+      }
+      if (delivery->result == alerts::DeliveryResult::failed) return;
+      for (const auto& id : delivery->notices) {
+        if (const auto it = owed_ids.find(id); it != owed_ids.end()) {
+          owed.erase(it->second);
+          owed_ids.erase(it);
+        }
+      }
+    }
+  });
+  std::vector<alerts::Notice> out;
+  out.reserve(owed.size());
+  for (auto& [seq, notice] : owed) out.push_back(std::move(notice));
   return out;
 }
 

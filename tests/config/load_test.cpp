@@ -560,6 +560,52 @@ TEST_CASE("Escalation ladders are checked for shape and order") {
   CHECK(s.escalation.critical[0].after == 0s);
 }
 
+TEST_CASE("Delivery settings: fallbacks, retries, grouping and the time-critical ladder") {
+  const std::string two = R"([[receivers]]
+name = "p"
+type = "webhook"
+url = "http://a"
+fallback = "q"
+[[receivers]]
+name = "q"
+type = "webhook"
+url = "http://b"
+)";
+  const Settings s = load_string(two + R"([escalation]
+max_reopens = 1
+group_wait = "0s"
+retry_initial = "2s"
+retry_max = "10m"
+fallback_after = 2
+time_critical = [ { after = "0s", notify = ["q"] } ]
+)");
+  CHECK(s.receivers[0].fallback == "q");
+  CHECK(s.escalation.max_reopens == 1);
+  CHECK(s.escalation.group_wait == 0s);
+  CHECK(s.escalation.retry_initial == 2s);
+  CHECK(s.escalation.retry_max == 10min);
+  CHECK(s.escalation.fallback_after == 2);
+  REQUIRE(s.escalation.time_critical.size() == 1);
+  CHECK(load_string(describe(s)).escalation == s.escalation);
+  CHECK(load_string(describe(s)).receivers[0].fallback == "q");
+
+  CHECK(refusal(R"([[receivers]]
+name = "p"
+type = "webhook"
+url = "http://a"
+fallback = "nobody"
+)")
+            .key == "receivers[0].fallback");
+  CHECK(refusal("[[receivers]]\nname = \"p\"\ntype = \"webhook\"\nurl = \"http://a\"\n"
+                "fallback = \"p\"\n")
+            .key == "receivers[0].fallback");
+  const auto r = refusal("[escalation]\nretry_initial = \"5m\"\nretry_max = \"1m\"\n");
+  CHECK(r.key == "escalation.retry_max");
+  CHECK(r.line == 3);
+  CHECK(refusal("[escalation]\ngroup_wait = \"-1s\"\n").key == "escalation.group_wait");
+  CHECK(refusal("[escalation]\nfallback_after = 0\n").key == "escalation.fallback_after");
+}
+
 TEST_CASE("The info ladder must stay empty because info never pages") {
   const auto r = refusal(R"([[receivers]]
 name = "pager"
@@ -855,11 +901,16 @@ device_skew = "90s"
 )");
   const std::string text = describe_tracking(s);
   CHECK(text.find(s.auth.secret) == std::string::npos);
-  CHECK(text.find("[[receivers]]") == std::string::npos);
+  for (const auto& r : s.receivers) {
+    if (!r.routing_key.empty()) CHECK(text.find(r.routing_key) == std::string::npos);
+  }
   const Settings back = load_string(text, "journal");
   CHECK(back.thresholds == s.thresholds);
   CHECK(back.tracking == s.tracking);
   CHECK(back.branches == s.branches);
+  CHECK(back.escalation == s.escalation);  // the ladders the engine freezes on alerts
+  CHECK(back.oncall == s.oncall);
+  REQUIRE(back.receivers.size() == s.receivers.size());
   CHECK(describe_tracking(back) == text);
 }
 

@@ -172,6 +172,7 @@ void Daemon::write_config() const {
   for (const char* id : {"B1", "B2"}) {
     toml += "\n[[branches]]\nid = \"" + std::string(id) + "\"\ntimezone = \"Europe/London\"\n";
   }
+  toml += "\n" + config_.tables;
   std::ofstream(dir_ / "visitd.toml") << toml;
 }
 

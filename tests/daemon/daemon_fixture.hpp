@@ -51,6 +51,8 @@ struct DaemonConfig {
   Headers thresholds;
   Headers tracking;
   Headers store;
+  /// Raw TOML appended at the end: [[receivers]], [[oncall]], [escalation].
+  std::string tables;
   Headers clock = {};
 };
 

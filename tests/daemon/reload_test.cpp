@@ -38,13 +38,13 @@ TEST_CASE("SIGHUP puts tighter thresholds in force at once, and a restart keeps 
     WARN("not run: too close to midnight for a visit that started 3 minutes ago");
     return;
   }
-  Daemon d(DaemonConfig{{}, {{"late_after", "\"30m\""}}, {}, {}});
+  Daemon d(DaemonConfig{{}, {{"late_after", "\"30m\""}}, {}, {}, {}});
   d.import_rota("B1", rota_csv({visit("V1", "C1", today_at(-3min))}));
   WsClient board = WsClient::with_token(d.port(), "/ws/board", token(Role::admin, "root", {"*"}));
   REQUIRE(str(board.next(), "type") == "snapshot");
   CHECK(state_of(d, "V1") == "scheduled");
 
-  d.reload(DaemonConfig{{}, {{"late_after", "\"1m\""}}, {}, {}});
+  d.reload(DaemonConfig{{}, {{"late_after", "\"1m\""}}, {}, {}, {}});
   REQUIRE(log_shows(d, "reloaded"));
   CHECK_THAT(d.log(), Catch::Contains("new thresholds"));
   bool saw_late_visit = false;
@@ -61,7 +61,7 @@ TEST_CASE("SIGHUP puts tighter thresholds in force at once, and a restart keeps 
   // under the settings recorded for it (V1 stays late: that was decided), then applies the
   // edited file from now on and says so.
   REQUIRE(d.stop() == 0);
-  d.reload(DaemonConfig{{}, {{"late_after", "\"30m\""}}, {}, {}});
+  d.reload(DaemonConfig{{}, {{"late_after", "\"30m\""}}, {}, {}, {}});
   d.start();
   CHECK(state_of(d, "V1") == "late");
   CHECK_THAT(d.log(), Catch::Contains("config_changed"));
@@ -72,9 +72,9 @@ TEST_CASE("A config with errors on SIGHUP changes nothing and says why", "[reloa
     WARN("not run: too close to midnight for a visit that started 3 minutes ago");
     return;
   }
-  Daemon d(DaemonConfig{{}, {{"late_after", "\"30m\""}}, {}, {}});
+  Daemon d(DaemonConfig{{}, {{"late_after", "\"30m\""}}, {}, {}, {}});
   d.import_rota("B1", rota_csv({visit("V1", "C1", today_at(-3min))}));
-  d.reload(DaemonConfig{{}, {{"late_after", "\"soon\""}}, {}, {}});
+  d.reload(DaemonConfig{{}, {{"late_after", "\"soon\""}}, {}, {}, {}});
   REQUIRE(log_shows(d, "reload_refused"));
   CHECK_THAT(d.log(), Catch::Contains("thresholds.late_after"));
   CHECK(d.http("GET", "/readyz").status == 200);

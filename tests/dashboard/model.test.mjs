@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   BoardState, compareAlerts, carerRows, visitMatches, alertMatches, dayCounters,
-  latenessByHour, formatAge, parseCarerList, tokenClaims, UNASSIGNED,
+  latenessByHour, formatAge, parseCarerList, tokenClaims, UNASSIGNED, pagedBy,
 } from '../../dashboard/js/model.js';
 
 const visit = (id, extra = {}) => ({
@@ -128,4 +128,18 @@ test('small formats: ages, carer lists, token claims', () => {
   const payload = Buffer.from(JSON.stringify({ sub: 'zoë', role: 'office', branches: ['B1'] })).toString('base64url');
   assert.deepEqual(tokenClaims(`e30.${payload}.sig`), { sub: 'zoë', role: 'office', branches: ['B1'] });
   assert.equal(tokenClaims('garbage'), null);
+});
+
+test('who was paged: receivers in the order first paged, the last page\'s time', () => {
+  assert.equal(pagedBy({ notified: [] }), null);
+  assert.equal(pagedBy({}), null);
+  const a = {
+    notified: [
+      { receiver: 'office', transition: 'triggered', level: 1, at: '2026-11-23T09:25:00Z' },
+      { receiver: 'night', transition: 'escalated', level: 2, at: '2026-11-23T09:45:00Z' },
+      { receiver: 'office', transition: 'escalated', level: 2, at: '2026-11-23T09:45:00Z' },
+      { receiver: 'office', transition: 'acknowledged', level: 2, at: '2026-11-23T09:50:00Z' },
+    ],
+  };
+  assert.deepEqual(pagedBy(a), { names: ['office', 'night'], last: '2026-11-23T09:45:00Z' });
 });

@@ -211,3 +211,76 @@ TEST_CASE("A restart decides every replayed event under the settings recorded fo
     CHECK(back.engine->canonical_dump() == live.canonical_dump());
   }
 }
+
+TEST_CASE("The outbox survives a restart and compaction: only what no receiver took is owed") {
+  TempDir dir;
+  const auto s = settings();
+  Engine live(s, at("2026-11-23T00:00:00Z"));
+  const auto notice = [](std::string subject, std::string receiver) {
+    alerts::Notice n;
+    n.subject = std::move(subject);
+    n.receiver = std::move(receiver);
+    n.transition = alerts::Transition::triggered;
+    n.alert = "A1";
+    n.at = at("2026-11-23T09:25:00Z");
+    n.alert_json = R"({"id":"A1"})";
+    return n;
+  };
+  const auto delivery = [](std::vector<std::string> ids, alerts::DeliveryResult result) {
+    alerts::DeliveryRecord d;
+    d.receiver = "pager";
+    d.notices = std::move(ids);
+    d.result = result;
+    d.status = result == alerts::DeliveryResult::delivered ? 200 : 503;
+    return d;
+  };
+  const auto ignore = [](std::uint64_t, std::error_code) {};
+  {
+    auto journal = store::Journal::open(options(dir.path));
+    const auto commands = day();
+    for (std::size_t i = 0; i < commands.size(); ++i) {
+      run(live, *journal, commands[i].first, commands[i].second);
+      if (i == 3) {
+        const TimePoint t = commands[i].second;
+        // As the daemon does: on the alert, then in the outbox.
+        for (const char* receiver : {"pager", "office", "boss"}) {
+          const auto n = notice("A1/page/warning/L1/R0", receiver);
+          live.note_notified(*live.find_alert("A1"), alerts::notified(n));
+          store::record_notice(*journal, n, t, ignore);
+        }
+        store::record_delivery(
+            *journal, delivery({"A1/page/warning/L1/R0/pager"}, alerts::DeliveryResult::delivered),
+            t, ignore);
+        store::record_delivery(
+            *journal, delivery({"A1/page/warning/L1/R0/office"}, alerts::DeliveryResult::failed), t,
+            ignore);
+        store::record_delivery(
+            *journal, delivery({"A1/page/warning/L1/R0/boss"}, alerts::DeliveryResult::refused), t,
+            ignore);
+      }
+    }
+    journal->flush();
+    // Without a snapshot, the replay puts the outbox's notices back on the alert.
+    const auto replayed = store::recover(s, *journal, at("2026-11-23T00:00:00Z"));
+    CHECK(replayed.engine->canonical_dump() == live.canonical_dump());
+    CHECK(replayed.engine->alert(*replayed.engine->find_alert("A1")).notified.size() == 3);
+    REQUIRE(store::snapshot(*journal, live) > 0);
+    journal->compact(at("2026-11-23T00:00:00Z"));
+    journal->flush();
+  }
+  auto journal = store::Journal::open(options(dir.path));
+  std::vector<std::string> decided;
+  const auto owed =
+      store::read_outbox(*journal, [&](const alerts::Notice& n) { decided.push_back(n.id()); });
+  CHECK(decided == std::vector<std::string>{"A1/page/warning/L1/R0/pager",
+                                            "A1/page/warning/L1/R0/office",
+                                            "A1/page/warning/L1/R0/boss"});
+  REQUIRE(owed.size() == 1);  // failed once, never delivered: still owed
+  CHECK(owed[0].id() == "A1/page/warning/L1/R0/office");
+  CHECK(owed[0].alert_json == R"({"id":"A1"})");
+
+  // The engine's own replay passes over them.
+  const auto back = store::recover(s, *journal, at("2026-11-23T00:00:00Z"));
+  CHECK(back.diverged == 0);
+  CHECK(back.engine->canonical_dump() == live.canonical_dump());
+}

@@ -286,10 +286,12 @@ const std::vector<std::string> kVisitKeys = {
     "late_by_s", "notes",         "eta",    "eta_reason", "cancel_reason"};
 const std::vector<std::string> kCheckInKeys = {"carer", "at",       "received_at", "lat",
                                                "lon",   "accuracy", "distance_m",  "method"};
+// protocol.md's alert, plus the extension `notified` (who was told what, when).
 const std::vector<std::string> kAlertKeys = {
     "id",       "key",         "kind",       "severity",         "state",      "visit",
     "branch",   "carer",       "client",     "raised_at",        "updated_at", "acked_by",
-    "acked_at", "resolved_at", "resolution", "escalation_level", "seq",        "summary"};
+    "acked_at", "resolved_at", "resolution", "escalation_level", "notified",   "seq",
+    "summary"};
 
 std::string visit_json(const Agency& a, const char* id) {
   std::string out;

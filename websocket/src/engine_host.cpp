@@ -36,7 +36,8 @@ std::string to_text(std::uint64_t n) { return std::to_string(n); }
 
 EngineHost::EngineHost(net::io_context& io, const config::Settings& settings,
                        std::unique_ptr<rota::Engine> engine, std::uint64_t snapshot_seq,
-                       store::Journal& journal, Metrics& metrics, const Clock& clock)
+                       store::Journal& journal, Metrics& metrics, const Clock& clock,
+                       std::shared_ptr<Pager> pager)
     : strand_(net::make_strand(io)),
       settings_(settings),
       engine_(std::move(engine)),
@@ -44,6 +45,14 @@ EngineHost::EngineHost(net::io_context& io, const config::Settings& settings,
       metrics_(metrics),
       clock_(clock),
       alert_counts_((std::size_t(rota::AlertKind::double_up_incomplete) + 1) * kAlertStates, 0),
+      notifier_(settings,
+                [](const rota::Engine& engine, rota::AlertIndex a) {
+                  alerts::AlertText text;
+                  text.summary = alert_summary(engine, engine.alert(a));
+                  append_alert(text.json, engine, a);
+                  return text;
+                }),
+      pager_(std::move(pager)),
       deadline_timer_(strand_),
       snapshot_timer_(strand_),
       snapshot_seq_(snapshot_seq),
@@ -55,7 +64,20 @@ EngineHost::EngineHost(net::io_context& io, const config::Settings& settings,
 EngineHost::~EngineHost() { background_.join(); }
 
 void EngineHost::start() {
+  if (pager_) {
+    pager_->on_recorded([weak = weak_from_this()](std::error_code ec) {
+      if (auto self = weak.lock()) self->recorded(ec);
+    });
+    pager_->on_fallback([weak = weak_from_this()](std::vector<alerts::Notice> copies) {
+      if (auto self = weak.lock()) {
+        net::post(self->strand_, [self, copies = std::move(copies)]() mutable {
+          self->send_notices(std::move(copies));
+        });
+      }
+    });
+  }
   net::post(strand_, [self = shared_from_this()] {
+    self->resume_outbox();
     // Deadlines that fell due while the daemon was down fire now, before any client.
     self->effects_.clear();
     self->engine_->advance(self->clock_.now(), self->effects_);
@@ -69,6 +91,7 @@ void EngineHost::close(std::function<void()> done) {
   closed_.store(true);
   net::post(strand_, [self = shared_from_this(), done = std::move(done)]() mutable {
     self->closing_ = true;
+    if (self->pager_) self->pager_->close();
     self->deadline_timer_.cancel();
     self->snapshot_timer_.cancel();
     net::post(self->background_, [self, done = std::move(done)]() mutable {
@@ -244,6 +267,19 @@ void EngineHost::publish(const rota::Effects& effects) {
   unique(carers);
 
   for (const rota::AlertIndex a : alerts) track_alert(a);
+  std::vector<alerts::Notice> notices;
+  for (const rota::Effect& e : effects) {
+    if (e.kind != rota::Effect::Kind::alert_changed) continue;
+    if (e.transition == rota::AlertTransition::acknowledged) {
+      const rota::Alert& alert = engine_->alert(e.index);
+      if (alert.acked_at) {
+        metrics_.observe_time_to_ack(
+            std::chrono::duration<double>(*alert.acked_at - alert.raised_at).count());
+      }
+    }
+    for (auto& n : notifier_.on_effect(*engine_, e)) notices.push_back(std::move(n));
+  }
+  if (!notices.empty()) send_notices(std::move(notices));
   if (boards) {
     for (const rota::VisitIndex v : visits) {
       auto frame = std::make_shared<std::string>();
@@ -265,8 +301,58 @@ void EngineHost::publish(const rota::Effects& effects) {
   for (const rota::CarerIndex c : carers) push_rota(c);
 }
 
+void EngineHost::send_notices(std::vector<alerts::Notice> notices) {
+  for (const auto& n : notices) {
+    if (const auto alert = engine_->find_alert(n.alert)) {
+      engine_->note_notified(*alert, alerts::notified(n));
+    }
+    store::record_notice(
+        journal_, n, engine_->now(),
+        [self = shared_from_this()](std::uint64_t, std::error_code ec) { self->recorded(ec); });
+  }
+  if (!pager_) return;
+  after_durable([pager = pager_, notices = std::move(notices)](std::error_code ec) mutable {
+    if (!ec) pager->enqueue(std::move(notices));
+  });
+}
+
+void EngineHost::reconfigure_paging(const std::shared_ptr<const config::Settings>& next) {
+  // The full settings: the engine's own are what the journal records, routing keys redacted.
+  notifier_.reconfigure(*next);
+  if (pager_) pager_->reconfigure(next);
+}
+
+void EngineHost::resume_outbox() {
+  std::vector<alerts::Notice> owed;
+  try {
+    owed = store::read_outbox(journal_, [&](const alerts::Notice& n) { notifier_.remember(n); });
+  } catch (const std::exception& e) {
+    // The engine's state is whole; only the paging history could not be read. Say so loudly
+    // and carry on: the alerts are on the boards, and new pages still go out.
+    log::error("outbox_unreadable", {{"error", e.what()}});
+  }
+  auto lost = notifier_.missing(*engine_);
+  if (!owed.empty() || !lost.empty()) {
+    log::info("outbox_resumed", {{"owed", to_text(owed.size())}, {"remade", to_text(lost.size())}});
+  }
+  if (pager_ && !owed.empty()) pager_->enqueue(std::move(owed));
+  if (!lost.empty()) send_notices(std::move(lost));
+}
+
 void EngineHost::track_alert(rota::AlertIndex a) {
   const rota::Alert& alert = engine_->alert(a);
+  if (a >= alert_open_severity_.size()) alert_open_severity_.resize(std::size_t(a) + 1, kNoClass);
+  const std::uint8_t severity = alert.open() ? std::uint8_t(alert.severity) : kNoClass;
+  if (alert_open_severity_[a] != severity) {
+    if (alert_open_severity_[a] != kNoClass) {
+      const auto was = rota::Severity(alert_open_severity_[a]);
+      metrics_.open_alerts(was).Set(--open_by_severity_[std::size_t(was)]);
+    }
+    if (severity != kNoClass) {
+      metrics_.open_alerts(alert.severity).Set(++open_by_severity_[severity]);
+    }
+    alert_open_severity_[a] = severity;
+  }
   if (a >= alert_class_.size()) alert_class_.resize(std::size_t(a) + 1, kNoClass);
   const auto cls =
       static_cast<std::uint8_t>(std::size_t(alert.kind) * kAlertStates + std::size_t(alert.state));
@@ -451,10 +537,11 @@ void EngineHost::reload(std::shared_ptr<const config::Settings> next,
     } else if (config::describe_tracking(*next) ==
                config::describe_tracking(self->engine_->settings())) {
       outcome.unchanged = true;
+      self->reconfigure_paging(next);  // a routing key is redacted from what the engine keeps
     } else {
       self->effects_.clear();
-      outcome.error =
-          self->engine_->reconfigure(std::move(next), self->clock_.now(), self->effects_);
+      outcome.error = self->engine_->reconfigure(next, self->clock_.now(), self->effects_);
+      if (!outcome.error) self->reconfigure_paging(next);
       if (!outcome.error) {
         // Recorded like a command, so that a replay reconfigures at the same point.
         store::record_settings(self->journal_, *self->engine_, self->engine_->now(),

@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 #include <cmath>
 #include <exception>
+#include <functional>
 #include <map>
 #include <span>
 #include <variant>
@@ -221,6 +222,7 @@ enum class Route : std::uint8_t {
   reassign,
   cancel,
   alerts,
+  alert,
   ack,
   resolve,
   punctuality,
@@ -246,6 +248,7 @@ std::optional<Match> match(const std::vector<std::string>& s) {
       break;
     case 2:
       if (is(0, "visits")) return Match{Route::visit, s[1], "GET"};
+      if (is(0, "alerts")) return Match{Route::alert, s[1], "GET"};
       if (is(0, "reports") && is(1, "punctuality")) return Match{Route::punctuality, {}, "GET"};
       break;
     case 3:
@@ -591,6 +594,66 @@ Decision get_alerts(const Context& c) {
   return answered(json_answer(std::move(body)));
 }
 
+/// `GET /api/alerts/{id}`: the alert and its history, oldest first: raised, every
+/// notification (who was told what, when), the acknowledgement and the resolution.
+Decision get_alert(const Context& c) {
+  const auto found = viewable_alert(c.engine, c.who, c.id);
+  if (refused(found)) return answered(std::get<Refusal>(found));
+  const rota::AlertIndex index = std::get<rota::AlertIndex>(found);
+  const rota::Alert& a = c.engine.alert(index);
+  struct Entry {
+    TimePoint at;
+    std::string json;
+  };
+  std::vector<Entry> history;
+  const auto entry = [&](TimePoint at, std::string_view event, std::string_view by,
+                         const std::function<void(std::string&)>& more) {
+    std::string e = "{\"at\":";
+    append_json_string(e, format_rfc3339(at));
+    e += ",\"event\":";
+    append_json_string(e, event);
+    if (!by.empty()) {
+      e += ",\"by\":";
+      append_json_string(e, by);
+    }
+    if (more) more(e);
+    e += '}';
+    history.push_back({at, std::move(e)});
+  };
+  entry(a.raised_at, "raised", "", [&](std::string& e) {
+    e += ",\"severity\":";
+    append_json_string(e, rota::to_string(a.severity));
+  });
+  if (a.acked_at) entry(*a.acked_at, "acknowledged", a.acked_by, nullptr);
+  if (a.resolved_at) {
+    entry(*a.resolved_at, "resolved", a.resolved_by, [&](std::string& e) {
+      e += ",\"resolution\":";
+      append_json_string(e, rota::to_string(a.resolution));
+    });
+  }
+  // Last, so that at equal times the transition comes before the notices it caused.
+  for (const rota::Notified& n : a.notified) {
+    entry(n.at, "notified", "", [&](std::string& e) {
+      e += ",\"receiver\":";
+      append_json_string(e, n.receiver);
+      e += ",\"transition\":";
+      append_json_string(e, n.transition);
+      e += ",\"level\":" + std::to_string(n.level);
+    });
+  }
+  std::stable_sort(history.begin(), history.end(),
+                   [](const Entry& x, const Entry& y) { return x.at < y.at; });
+  std::string body = "{\"alert\":";
+  append_alert(body, c.engine, index);
+  body += ",\"history\":[";
+  for (std::size_t i = 0; i < history.size(); ++i) {
+    if (i > 0) body += ',';
+    body += history[i].json;
+  }
+  body += "]}";
+  return answered(json_answer(std::move(body)));
+}
+
 template <class Command>
 Decision post_alert(const Context& c, ApiWrite route) {
   const auto a = viewable_alert(c.engine, c.who, c.id);
@@ -904,6 +967,8 @@ Decision decide_request(const HttpRequest& request, const Principal& who,
       return post_cancel(c);
     case Route::alerts:
       return get_alerts(c);
+    case Route::alert:
+      return get_alert(c);
     case Route::ack:
       return post_alert<rota::AckAlert>(c, ApiWrite::ack_alert);
     case Route::resolve:

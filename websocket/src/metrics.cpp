@@ -108,6 +108,51 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                     .Help("Engine snapshots written to the store")
                     .Register(*registry_)
                     .Add({});
+  notifications_family_ = &BuildCounter()
+                               .Name("visitd_notifications_total")
+                               .Help(
+                                   "Delivery attempts of notices, by receiver and result "
+                                   "(delivered, failed: retried, refused: given up)")
+                               .Register(*registry_);
+  // 10 ms .. ~3 h: group_wait (30 s by default) and retries are in it.
+  prometheus::Histogram::BucketBoundaries delivery;
+  for (double b = 0.01; b < 12'000; b *= 2) delivery.push_back(b);
+  delivery_latency_ = &BuildHistogram()
+                           .Name("visitd_notification_delivery_seconds")
+                           .Help("From queueing a notice to a receiver taking it, retries included")
+                           .Register(*registry_)
+                           .Add({}, delivery);
+  retries_ = &BuildCounter()
+                  .Name("visitd_notification_retries_total")
+                  .Help("Delivery attempts that failed and will be tried again")
+                  .Register(*registry_)
+                  .Add({});
+  notifications_queued_ = &BuildGauge()
+                               .Name("visitd_notifications_queued")
+                               .Help("Deliveries waiting (grouping, backoff) or in flight")
+                               .Register(*registry_)
+                               .Add({});
+  // 1 s .. ~18 h.
+  prometheus::Histogram::BucketBoundaries ack;
+  for (double b = 1; b < 70'000; b *= 2) ack.push_back(b);
+  time_to_ack_ = &BuildHistogram()
+                      .Name("visitd_time_to_acknowledge_seconds")
+                      .Help("From an alert being raised (or re-triggered) to its acknowledgement")
+                      .Register(*registry_)
+                      .Add({}, ack);
+  open_by_severity_ = &BuildGauge()
+                           .Name("visitd_open_alerts")
+                           .Help("Open (triggered or acknowledged) alerts by severity")
+                           .Register(*registry_);
+  for (std::size_t s = 0; s < open_severity_.size(); ++s) {
+    open_severity_[s] = &open_by_severity_->Add(
+        {{"severity", std::string(rota::to_string(static_cast<rota::Severity>(s)))}});
+  }
+}
+
+void Metrics::count_notification(const std::string& receiver, std::string_view result) {
+  // Per delivery attempt, not per event: the family's lookup lock is fine here.
+  notifications_family_->Add({{"receiver", receiver}, {"result", std::string(result)}}).Increment();
 }
 
 std::string Metrics::serialize() const {

@@ -749,6 +749,19 @@ void append_alert(std::string& out, const rota::Engine& engine, rota::AlertIndex
     o.null("resolution");
   }
   o.integer("escalation_level", a.escalation_level);
+  std::string& notified = o.key("notified");
+  notified += '[';
+  for (std::size_t i = 0; i < a.notified.size(); ++i) {
+    if (i > 0) notified += ',';
+    const rota::Notified& n = a.notified[i];
+    ObjectWriter w(notified);
+    w.string("receiver", n.receiver);
+    w.string("transition", n.transition);
+    w.integer("level", n.level);
+    w.time("at", n.at);
+    w.end();
+  }
+  notified += ']';
   o.integer("seq", a.seq);
   o.string("summary", alert_summary(engine, a));
   o.end();

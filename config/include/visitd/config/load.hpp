@@ -22,7 +22,8 @@ Settings load_string(std::string_view toml, const std::string& source = "<string
 std::string describe(const Settings& settings);
 
 /// The part of the settings that decides what the tracking engine does (thresholds,
-/// tracking windows, branches) as describe() text: what the journal records so that a
+/// tracking windows, branches, escalation ladders with the receivers and on-call schedules
+/// they name, routing keys redacted) as describe() text: what the journal records so that a
 /// replay decides under the settings that were in force. load_string() reads it back.
 std::string describe_tracking(const Settings& settings);
 

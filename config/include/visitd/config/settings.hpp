@@ -77,12 +77,15 @@ struct Branch {
   bool operator==(const Branch&) const = default;
 };
 
-/// A notification receiver ([[receivers]]); delivery is the alerts issue's work.
+/// A notification receiver ([[receivers]]).
 struct Receiver {
   std::string name;
   std::string type;  ///< webhook | pagerduty | alertmanager
   std::string url;
   std::string routing_key;  ///< pagerduty only
+  /// Another receiver that gets a notification this one failed to take `fallback_after`
+  /// times in a row ([escalation] fallback_after); empty: keep retrying this one alone.
+  std::string fallback;
 
   bool operator==(const Receiver&) const = default;
 };
@@ -126,11 +129,18 @@ struct EscalationStep {
   bool operator==(const EscalationStep&) const = default;
 };
 
+/// `[escalation]`: the ladders (frozen on an alert when it triggers) and how pages go out.
 struct Escalation {
-  Duration ack_timeout = 30min;
+  Duration ack_timeout = 30min;  ///< an acknowledged alert not resolved by then re-triggers
+  unsigned max_reopens = 3;      ///< ... at most this many times per alert (loops are limited)
+  Duration group_wait = 30s;     ///< pages for one carer in one branch within this: one page
+  Duration retry_initial = 1s;   ///< first delay after a failed delivery (then doubling)...
+  Duration retry_max = 5min;     ///< ... up to this, with jitter
+  unsigned fallback_after = 5;   ///< failed attempts before a receiver's fallback is also sent
   std::vector<EscalationStep> critical;
   std::vector<EscalationStep> warning;
-  std::vector<EscalationStep> info;  ///< must stay empty: info never pages
+  std::vector<EscalationStep> info;           ///< must stay empty: info never pages
+  std::vector<EscalationStep> time_critical;  ///< for time-critical visits; empty: by severity
 
   bool operator==(const Escalation&) const = default;
 };

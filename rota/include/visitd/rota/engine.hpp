@@ -166,6 +166,8 @@ enum class AlertTransition : std::uint8_t {
   acknowledged,
   retargeted,  ///< the visit was reassigned: the alert now concerns another carer
   resolved,
+  escalated,  ///< the next step of its ladder fired: escalation_level is that step (1-based)
+  reopened,   ///< acknowledged but not resolved within ack_timeout: triggered again
 };
 std::string_view to_string(AlertTransition transition);
 
@@ -174,6 +176,9 @@ struct Effect {
   Kind kind;
   std::uint32_t index;  ///< VisitIndex, AlertIndex or CarerIndex by kind
   AlertTransition transition = AlertTransition::raised;  ///< alert_changed only
+  /// escalated and reopened: the step (1-based) that pages, as it was when it fired; a
+  /// caller that reads the alert after several steps fired at once still sees each one.
+  int level = 0;
 
   bool operator==(const Effect&) const = default;
 };
@@ -280,6 +285,16 @@ enum class Resolution : std::uint8_t {
 };
 std::string_view to_string(Resolution resolution);
 
+/// A notification sent about an alert (its outbox record): who, why, when.
+struct Notified {
+  std::string receiver;
+  std::string transition;  ///< triggered, escalated, acknowledged, resolved
+  int level = 0;           ///< the escalation step it paged (pages), or the level reached
+  TimePoint at;
+
+  bool operator==(const Notified&) const = default;
+};
+
 struct Alert {
   std::uint32_t number = 0;  ///< the id is "A" + number
   VisitIndex visit = kNoIndex;
@@ -296,8 +311,17 @@ struct Alert {
   std::string resolved_by;
   Resolution resolution = Resolution::none;
   std::string note;
-  int escalation_level = 0;
+  int escalation_level = 0;  ///< how many steps of its ladder have fired
   std::uint32_t seq = 1;
+  /// The escalation ladder frozen when it triggered (an index into the engine's ladders), or
+  /// kNoLadder: info alerts, and severities whose ladder is empty, page no one.
+  std::uint16_t ladder = kNoLadder;
+  TimePoint ladder_from;           ///< step i fires at ladder_from + step i's `after`
+  std::uint8_t reopens = 0;        ///< times an ack timed out; at most [escalation] max_reopens
+  DeadlineWheel::Handle step;      ///< the next step, or the ack timeout while acknowledged
+  std::vector<Notified> notified;  ///< every notification about it, in order
+
+  static constexpr std::uint16_t kNoLadder = 0xffff;
 
   std::string id() const {
     std::string s(1, 'A');  // appended, not "A" + ...: GCC 12 -O3 warns falsely on that
@@ -370,6 +394,17 @@ class Engine {
   std::span<const VisitIndex> visits_on(BranchIndex branch, LocalDays day) const;
   std::string alert_key(AlertIndex i) const { return alerts_[i].key(visits_[alerts_[i].visit].id); }
   const config::Thresholds& thresholds(const Visit& v) const { return thresholds_[v.thresholds]; }
+  /// Records that a notification about an alert was decided and written to the outbox (live,
+  /// and from the journal's outbox records on replay), so that the alert object says who was
+  /// told what and when. Not a transition: the alert's seq does not change.
+  void note_notified(AlertIndex a, Notified notified) {
+    alerts_[a].notified.push_back(std::move(notified));
+  }
+  /// The escalation ladder frozen on an alert (empty when it pages no one).
+  std::span<const config::EscalationStep> ladder(const Alert& a) const {
+    if (a.ladder == Alert::kNoLadder) return {};
+    return ladders_[a.ladder];
+  }
   std::size_t pending_deadlines() const { return wheel_.size(); }
   std::size_t remembered_events() const { return decided_.size(); }
 
@@ -394,7 +429,12 @@ class Engine {
     VisitState state = VisitState::scheduled;
     Flags flags = 0;
   };
-  enum class DeadlineKind : std::uint8_t { start_phase, end_phase };
+  /// A deadline's payload is (index << 2) | kind: a visit's index for the phases, an
+  /// alert's for its escalation.
+  enum class DeadlineKind : std::uint8_t { start_phase, end_phase, escalation };
+  static std::uint64_t payload(std::uint32_t index, DeadlineKind kind) {
+    return (std::uint64_t(index) << 2) | std::uint64_t(kind);
+  }
 
   Reply on(const CheckIn& c, Effects& fx);
   Reply on(const CheckOut& c, Effects& fx);
@@ -426,7 +466,7 @@ class Engine {
 
   void plan_start(VisitIndex v);
   void plan_end(VisitIndex v);
-  void fire(VisitIndex v, DeadlineKind kind, TimePoint at, Effects& fx);
+  void fire(std::uint32_t index, DeadlineKind kind, TimePoint at, Effects& fx);
   void on_start_deadline(VisitIndex v, TimePoint at, Effects& fx);
   void on_end_deadline(VisitIndex v, TimePoint at, Effects& fx);
   void check_double_up(VisitIndex v, TimePoint at, Effects& fx);
@@ -438,6 +478,14 @@ class Engine {
   void resolve(AlertIndex a, Resolution why, std::string_view by, TimePoint at, Effects& fx);
   void resolve_phase(VisitIndex v, AlertPhase phase, Resolution why, TimePoint at, Effects& fx);
   AlertIndex open_alert(const Visit& v, AlertPhase phase) const;
+  /// Freezes the ladder for the alert's severity (and the visit's time-criticality) on it,
+  /// counting from `at`, and plans its first step.
+  void start_ladder(AlertIndex a, TimePoint at);
+  /// Plans the alert's next step, or its ack timeout while acknowledged; cancels either
+  /// once resolved.
+  void plan_escalation(AlertIndex a);
+  void on_escalation_deadline(AlertIndex a, TimePoint at, Effects& fx);
+  std::uint16_t intern_ladder(const std::vector<config::EscalationStep>& steps);
   void touch(VisitIndex v, Effects& fx);
   CarerIndex missing_carer(const Visit& v) const;
   Severity late_severity(const Visit& v) const;
@@ -464,6 +512,7 @@ class Engine {
   IdMap<CarerIndex> carer_ids_;
   std::map<std::pair<BranchIndex, std::int32_t>, std::vector<VisitIndex>> days_;
 
+  std::vector<std::vector<config::EscalationStep>> ladders_;  ///< frozen, deduplicated
   std::vector<config::Thresholds> thresholds_;
   std::map<std::string, std::uint16_t, std::less<>> thresholds_ids_;
 

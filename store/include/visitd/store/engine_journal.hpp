@@ -4,8 +4,11 @@
 // the journal's tail replayed through the same engine code).
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <vector>
 
+#include "visitd/alerts/notice.hpp"
 #include "visitd/config/settings.hpp"
 #include "visitd/rota/engine.hpp"
 #include "visitd/store/journal.hpp"
@@ -45,6 +48,21 @@ std::uint64_t record_settings(Journal& journal, const rota::Engine& engine, Time
 /// far. Waits for those records to be durable first: a snapshot must never contain what the journal
 /// could lose. Returns the sequence it covers, or 0 when the journal has failed (nothing written).
 std::uint64_t snapshot(Journal& journal, const rota::Engine& engine);
+
+/// Appends a notice to the outbox: call it before the notice may be sent.
+std::uint64_t record_notice(Journal& journal, const alerts::Notice& notice, TimePoint now,
+                            Journal::Durable on_durable);
+
+/// Appends how an attempt to deliver notices ended (the paging audit trail).
+std::uint64_t record_delivery(Journal& journal, const alerts::DeliveryRecord& delivery,
+                              TimePoint now, Journal::Durable on_durable);
+
+/// Reads the whole outbox at start-up: `decided` sees every notice ever written, in order (to
+/// rebuild who was paged about what); returns those no delivery record settled (delivered or
+/// refused), in order: what is still owed. Compaction keeps both record types, so this
+/// reads from the journal's first record. Throws JournalError for a damaged record.
+std::vector<alerts::Notice> read_outbox(const Journal& journal,
+                                        const std::function<void(const alerts::Notice&)>& decided);
 
 /// What snapshot() writes: the settings in force, then the engine's own snapshot. Take it
 /// right after advance(now), as Engine::snapshot() requires; write it with

@@ -53,6 +53,8 @@ enum class RecordType : std::uint8_t {
   command = 1,   ///< an accepted engine command (rota/codec.hpp)
   location = 2,  ///< an accepted location ping: a raw fix, dropped after location_retention
   settings = 3,  ///< the tracking settings put in force at this point (config::describe_tracking)
+  outbox = 4,    ///< a notice decided, written before it is sent (alerts/notice.hpp)
+  delivery = 5,  ///< how an attempt to deliver notices ended: the paging audit trail
 };
 
 struct Record {

@@ -12,6 +12,12 @@
 // appended before them. So nothing a client sees can be lost by a crash, and deltas reach
 // boards in the order the engine made them.
 //
+// Alerts that page: each alert transition goes through the notifier (alerts/notifier.hpp);
+// the notices it makes are written to the journal's outbox and, once durable, handed to the
+// pager, which delivers them off this strand. At start-up the outbox is read back: what no
+// receiver took is sent again, and a page the engine decided but whose outbox record was
+// lost in a crash is made again (never one that was written).
+//
 // Snapshots: after `[store] snapshot_every` records, or every `snapshot_interval` if any
 // record came, the engine's state is serialized on the strand and written (then the journal
 // compacted, dropping raw fixes older than `location_retention`) on a background thread.
@@ -20,6 +26,7 @@
 // Callbacks (Decided) run on the strand; Deliver may run on the strand or on the journal's
 // flusher thread, so it must only post to its session.
 
+#include <array>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -36,6 +43,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "visitd/alerts/notifier.hpp"
 #include "visitd/config/settings.hpp"
 #include "visitd/core/clock.hpp"
 #include "visitd/rota/engine.hpp"
@@ -43,6 +51,7 @@
 #include "visitd/websocket/auth.hpp"
 #include "visitd/websocket/http_api.hpp"
 #include "visitd/websocket/metrics.hpp"
+#include "visitd/websocket/pager.hpp"
 
 namespace visitd::websocket {
 
@@ -77,14 +86,18 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
 
   /// `engine` comes from store::recover(), which also tells `snapshot_seq`, the seq the
   /// newest snapshot covers. `journal`, `settings`, `metrics` and `clock` must outlive the host.
+  /// `pager` delivers the notices alert transitions make; without one (tests of other
+  /// things) notices are still decided and journaled, and owed until a daemon with one runs.
   EngineHost(boost::asio::io_context& io, const config::Settings& settings,
              std::unique_ptr<rota::Engine> engine, std::uint64_t snapshot_seq,
-             store::Journal& journal, Metrics& metrics, const Clock& clock);
+             store::Journal& journal, Metrics& metrics, const Clock& clock,
+             std::shared_ptr<Pager> pager = nullptr);
   ~EngineHost();
   EngineHost(const EngineHost&) = delete;
   EngineHost& operator=(const EngineHost&) = delete;
 
-  /// Arms the deadline and snapshot timers. Call once, after construction.
+  /// Reads the outbox back (what is owed goes to the pager), fires the deadlines that fell
+  /// due while stopped, and arms the deadline and snapshot timers. Call once.
   void start();
   /// Shutdown, step 1: refuse new commands (`internal`, "shutting down"), stop the timers,
   /// wait on a helper thread until the journal has flushed everything appended, deliver
@@ -152,6 +165,10 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   /// Sends the effects' deltas and rota pushes, in order, once durable.
   void publish(const rota::Effects& effects);
   void track_alert(rota::AlertIndex alert);
+  /// Journals notices to the outbox; hands them to the pager once durable.
+  void send_notices(std::vector<alerts::Notice> notices);
+  void resume_outbox();
+  void reconfigure_paging(const std::shared_ptr<const config::Settings>& next);
   void fan_out_board(rota::BranchIndex branch, const Frame& frame);
   void push_rota(rota::CarerIndex carer);
   Frame rota_frame(std::string_view carer) const;
@@ -181,6 +198,10 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   std::set<rota::AlertIndex> open_alerts_;
   std::vector<std::uint8_t> alert_class_;
   std::vector<double> alert_counts_;
+  std::vector<std::uint8_t> alert_open_severity_;  ///< per alert: severity while open, else 0xff
+  std::array<double, 3> open_by_severity_{};
+  alerts::Notifier notifier_;
+  std::shared_ptr<Pager> pager_;
   boost::asio::steady_timer deadline_timer_;
   std::optional<TimePoint> armed_for_;
   boost::asio::steady_timer snapshot_timer_;

@@ -17,6 +17,12 @@
 //   visitd_engine_queue_depth               commands posted to the engine, not yet decided
 //   visitd_boards_dropped_total             boards closed because they read too slowly
 //   visitd_snapshots_total                  snapshots written
+//   visitd_notifications_total{receiver,result} notice deliveries: delivered, failed, refused
+//   visitd_notification_delivery_seconds    notice queued → taken by its receiver (histogram)
+//   visitd_notification_retries_total       failed attempts that will be retried
+//   visitd_notifications_queued             deliveries grouping, backing off or in flight
+//   visitd_time_to_acknowledge_seconds      alert raised → acknowledged (histogram)
+//   visitd_open_alerts{severity}            open alerts by severity, now
 //
 // Thread-safety: every member may be used from any thread (prometheus-cpp metrics are
 // atomic); the label children are created up front so the hot path never takes the
@@ -77,6 +83,14 @@ class Metrics {
   prometheus::Gauge& engine_queue_depth() { return *queue_depth_; }
   prometheus::Counter& boards_dropped() { return *boards_dropped_; }
   prometheus::Counter& snapshots() { return *snapshots_; }
+  void count_notification(const std::string& receiver, std::string_view result);
+  void observe_delivery(double seconds) { delivery_latency_->Observe(seconds); }
+  prometheus::Counter& notification_retries() { return *retries_; }
+  prometheus::Gauge& notifications_queued() { return *notifications_queued_; }
+  void observe_time_to_ack(double seconds) { time_to_ack_->Observe(seconds); }
+  prometheus::Gauge& open_alerts(rota::Severity severity) {
+    return *open_severity_[std::size_t(severity)];
+  }
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -93,6 +107,13 @@ class Metrics {
   prometheus::Gauge* queue_depth_ = nullptr;
   prometheus::Counter* boards_dropped_ = nullptr;
   prometheus::Counter* snapshots_ = nullptr;
+  prometheus::Family<prometheus::Counter>* notifications_family_ = nullptr;
+  prometheus::Histogram* delivery_latency_ = nullptr;
+  prometheus::Counter* retries_ = nullptr;
+  prometheus::Gauge* notifications_queued_ = nullptr;
+  prometheus::Histogram* time_to_ack_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* open_by_severity_ = nullptr;
+  std::array<prometheus::Gauge*, 3> open_severity_{};
 };
 
 }  // namespace visitd::websocket
