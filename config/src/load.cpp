@@ -42,6 +42,9 @@ constexpr std::size_t kMinSecretBytes = 16;
 constexpr Duration kTimeCriticalLateAfter = 5min;
 constexpr Duration kTimeCriticalMissedAfter = 30min;
 
+// A demo day in a minute is already more than a board or a simulator can show.
+constexpr double kMaxClockRate = 3600;
+
 constexpr std::string_view kDurationFormat =
     R"(a duration string such as "90s", "15m", "2h" or "1h30m" (units ms, s, m, h, d))";
 constexpr std::string_view kSizeFormat =
@@ -194,6 +197,35 @@ std::string local_text(LocalTime t) {
   return format_local_date(LocalDays(day)) + " " + buf;
 }
 
+/// `07:00` or `07:00:30`: a time of day, as [clock] start writes "today at".
+std::optional<Duration> parse_time_of_day(std::string_view s) {
+  if (s.size() != 5 && s.size() != 8) return std::nullopt;
+  const auto two = [&](std::size_t at) -> int {
+    const char a = s[at];
+    const char b = s[at + 1];
+    if (a < '0' || a > '9' || b < '0' || b > '9') return -1;
+    return (a - '0') * 10 + (b - '0');
+  };
+  const int h = two(0);
+  const int m = two(3);
+  const int sec = s.size() == 8 ? two(6) : 0;
+  if (s[2] != ':' || (s.size() == 8 && s[5] != ':')) return std::nullopt;
+  if (h < 0 || h > 23 || m < 0 || m > 59 || sec < 0 || sec > 59) return std::nullopt;
+  return std::chrono::hours(h) + std::chrono::minutes(m) + std::chrono::seconds(sec);
+}
+
+std::string format_time_of_day(Duration d) {
+  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(d).count();
+  char buf[16];
+  if (secs % 60 == 0) {
+    std::snprintf(buf, sizeof buf, "%02d:%02d", int(secs / 3600), int(secs / 60 % 60));
+  } else {
+    std::snprintf(buf, sizeof buf, "%02d:%02d:%02d", int(secs / 3600), int(secs / 60 % 60),
+                  int(secs % 60));
+  }
+  return buf;
+}
+
 std::string format_size(std::size_t bytes) {
   if (bytes != 0 && bytes % kMiB == 0) return std::to_string(bytes / kMiB) + "MiB";
   if (bytes != 0 && bytes % kKiB == 0) return std::to_string(bytes / kKiB) + "KiB";
@@ -260,7 +292,7 @@ class Reader {
     s.source = file_;
     check_keys(root, "",
                {"server", "store", "auth", "thresholds", "tracking", "branches", "receivers",
-                "oncall", "escalation"});
+                "oncall", "escalation", "clock"});
     if (const auto* t = table(root, "", "server")) read_server(*t, s.server);
     if (const auto* t = table(root, "", "store")) read_store(*t, s.store);
     if (const auto* t = table(root, "", "auth")) read_auth(*t, s.auth);
@@ -271,6 +303,7 @@ class Reader {
     if (const auto* a = tables(root, "", "receivers")) read_receivers(*a, s.receivers);
     if (const auto* a = tables(root, "", "oncall")) read_oncall(*a, s);
     if (const auto* t = table(root, "", "escalation")) read_escalation(*t, s);
+    if (const auto* t = table(root, "", "clock")) read_clock(*t, s);
     validate_thresholds(s);
     return s;
   }
@@ -665,6 +698,45 @@ class Reader {
     if (auto v = duration(t, p, "shift_lead")) out.shift_lead = *v;
     if (auto v = duration(t, p, "shift_tail")) out.shift_tail = *v;
     if (auto v = positive_duration(t, p, "offline_window")) out.offline_window = *v;
+  }
+
+  void read_clock(const toml::table& t, Settings& s) const {
+    const std::string_view p = "clock";
+    check_keys(t, p, {"start", "rate"});
+    DemoClock c;
+    if (auto v = string(t, p, "start")) {
+      const toml::node& at = *t.get("start");
+      const std::string key = join(p, "start");
+      if (auto instant = parse_rfc3339(*v)) {
+        c.start = *instant;
+      } else if (auto time_of_day = parse_time_of_day(*v)) {
+        c.start_time = *time_of_day;
+      } else if (auto local = parse_local_time(*v)) {
+        if (s.branches.empty()) {
+          fail(at, key,
+               "a local time needs a [[branches]] entry for its time zone: add one, "
+               "or write the offset, e.g. \"2026-11-23T07:00:00Z\"");
+        }
+        const Branch& first = s.branches.front();
+        auto instant_there = TimeZone::locate(first.timezone)->to_sys(*local);
+        if (!instant_there) fail(at, key, instant_there.error().message);
+        c.start = *instant_there;
+      } else {
+        fail(at, key,
+             quote(*v) + " is not a start time: expected RFC 3339 (\"2026-11-23T07:00:00Z\"), " +
+                 "a local time in the first branch's zone (\"2026-11-23 07:00\") or a time " +
+                 "of day for today (\"07:00\")");
+      }
+    }
+    if (auto v = number(t, p, "rate")) {
+      if (*v <= 0 || *v > kMaxClockRate) {
+        fail(*t.get("rate"), join(p, "rate"),
+             "must be greater than 0 and at most " + std::to_string(int(kMaxClockRate)) +
+                 " (demo seconds per real second)");
+      }
+      c.rate = *v;
+    }
+    s.clock = c;
   }
 
   void read_branches(const toml::array& a, std::vector<Branch>& out) {
@@ -1292,6 +1364,19 @@ std::string describe(const Settings& s) {
   ladder("warning", s.escalation.warning);
   ladder("info", s.escalation.info);
   ladder("time_critical", s.escalation.time_critical);
+
+  if (s.clock) {
+    w.header("clock");
+    w.comment("a demo clock: the tracking runs on it; tokens keep real time");
+    if (s.clock->start) {
+      w.string("start", format_rfc3339(*s.clock->start));
+    } else if (s.clock->start_time) {
+      w.string("start", format_time_of_day(*s.clock->start_time));
+    } else {
+      w.comment("start: not set, the real time at start-up");
+    }
+    w.value("rate", format_double(s.clock->rate));
+  }
 
   // What the engine will use, so that an operator need not resolve the layers by hand.
   std::string summary = "\n";

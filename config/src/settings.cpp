@@ -36,4 +36,13 @@ Thresholds Settings::thresholds_for(std::string_view branch, std::string_view vi
   return out;
 }
 
+Result<TimePoint> Settings::demo_start(TimePoint real_now) const {
+  if (clock->start) return *clock->start;
+  if (!clock->start_time) return real_now;
+  auto zone = branches.empty() ? Result<TimeZone>(TimeZone::utc())
+                               : TimeZone::locate(branches.front().timezone);
+  if (!zone) return zone.error();
+  return zone->to_sys(LocalTime(zone->local_day(real_now)) + *clock->start_time);
+}
+
 }  // namespace visitd::config

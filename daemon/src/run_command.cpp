@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -98,6 +99,12 @@ RunOptions parse(const std::vector<std::string_view>& args) {
 
 std::string text(std::uint64_t n) { return std::to_string(n); }
 
+std::string rate_text(double rate) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", rate);
+  return buf;
+}
+
 }  // namespace
 
 namespace {
@@ -161,7 +168,24 @@ int run_command(const std::vector<std::string_view>& args) {
     return 1;
   }
 
-  SystemClock clock;
+  // Tokens are checked against real time (the server's clock); the tracking runs on the
+  // demo clock when [clock] configures one.
+  SystemClock real_clock;
+  std::unique_ptr<ScaledClock> demo_clock;
+  if (settings.clock) {
+    auto start = settings.demo_start(real_clock.now());
+    if (!start) {
+      log::error(
+          "config_refused",
+          {{"file", options.config}, {"key", "clock.start"}, {"error", start.error().message}});
+      return 1;
+    }
+    demo_clock = std::make_unique<ScaledClock>(*start, settings.clock->rate);
+    log::warn("demo_clock", {{"start", format_rfc3339(*start)},
+                             {"rate", rate_text(settings.clock->rate)},
+                             {"effect", "visits are tracked on demo time, not the real time"}});
+  }
+  const Clock& clock = demo_clock ? static_cast<const Clock&>(*demo_clock) : real_clock;
   websocket::Metrics metrics;
 
   store::JournalOptions journal_options;
@@ -243,7 +267,7 @@ int run_command(const std::vector<std::string_view>& args) {
   auto host = std::make_shared<websocket::EngineHost>(io, settings, std::move(recovered.engine),
                                                       recovered.snapshot_seq, *journal, metrics,
                                                       clock, pager);
-  websocket::Server server(io, settings, host, metrics, clock);
+  websocket::Server server(io, settings, host, metrics, real_clock);
   try {
     server.start();
   } catch (const std::exception& e) {

@@ -194,6 +194,10 @@ export class BoardState {
     this.alerts = new Map();
     this.serverOffsetMs = 0;
     this.snapshotAt = null;
+    // A daemon on a demo clock says how fast it runs (`clock_rate`, demo seconds per real
+    // second); the board's time then runs from the snapshot's server_time at that rate.
+    this.clockRate = 1;
+    this.anchor = null;
   }
 
   applySnapshot(msg, receivedAtMs = Date.now()) {
@@ -205,6 +209,9 @@ export class BoardState {
     const offset = Number.isFinite(server) ? server + 500 - receivedAtMs : 0;
     this.serverOffsetMs = Math.abs(offset) < 1500 ? 0 : offset;
     this.snapshotAt = server;
+    const rate = Number(msg.clock_rate);
+    this.clockRate = Number.isFinite(rate) && rate > 0 ? rate : 1;
+    this.anchor = this.clockRate !== 1 && Number.isFinite(server) ? { server, real: receivedAtMs } : null;
   }
 
   /** Returns the visit as it was before (undefined when new). */
@@ -225,6 +232,7 @@ export class BoardState {
   }
 
   now(realNowMs = Date.now()) {
+    if (this.anchor) return this.anchor.server + (realNowMs - this.anchor.real) * this.clockRate;
     return realNowMs + this.serverOffsetMs;
   }
 

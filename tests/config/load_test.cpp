@@ -15,6 +15,7 @@
 
 #include "visitd/config/settings.hpp"
 #include "visitd/core/error.hpp"
+#include "visitd/core/time.hpp"
 
 using namespace std::chrono_literals;
 using visitd::ConfigError;
@@ -911,4 +912,82 @@ device_skew = "90s"
   CHECK(back.oncall == s.oncall);
   REQUIRE(back.receivers.size() == s.receivers.size());
   CHECK(describe_tracking(back) == text);
+}
+
+TEST_CASE("A [clock] section configures a demo clock; without it there is none") {
+  CHECK_FALSE(load_string("").clock.has_value());
+
+  SECTION("an RFC 3339 start and a rate") {
+    const Settings s = load_string("[clock]\nstart = \"2026-11-23T07:00:00Z\"\nrate = 60\n");
+    REQUIRE(s.clock.has_value());
+    CHECK(s.clock->start == visitd::parse_rfc3339("2026-11-23T07:00:00Z"));
+    CHECK(s.clock->rate == 60);
+    CHECK(*s.demo_start(*visitd::parse_rfc3339("2030-01-01T12:00:00Z")) == *s.clock->start);
+  }
+  SECTION("a local start is in the first branch's zone, DST included") {
+    const Settings s = load_string(R"(
+[[branches]]
+id = "B1"
+timezone = "Europe/London"
+
+[clock]
+start = "2026-07-01 07:00"
+)");
+    CHECK(s.clock->start == visitd::parse_rfc3339("2026-07-01T06:00:00Z"));
+    CHECK(s.clock->rate == 1);
+  }
+  SECTION("a time of day starts today, as the first branch's zone counts days") {
+    const Settings s = load_string(R"(
+[[branches]]
+id = "NY"
+timezone = "America/New_York"
+
+[clock]
+start = "07:00"
+rate = 2.5
+)");
+    CHECK(s.clock->start_time == std::chrono::hours(7));
+    CHECK(s.clock->rate == 2.5);
+    // 02:00 UTC on 24 November is still the 23rd in New York (UTC-5).
+    const auto start = s.demo_start(*visitd::parse_rfc3339("2026-11-24T02:00:00Z"));
+    REQUIRE(start);
+    CHECK(*start == *visitd::parse_rfc3339("2026-11-23T12:00:00Z"));
+  }
+  SECTION("no start: it starts at the real time") {
+    const Settings s = load_string("[clock]\nrate = 60\n");
+    const auto real = *visitd::parse_rfc3339("2026-11-23T15:04:05Z");
+    CHECK(*s.demo_start(real) == real);
+  }
+}
+
+TEST_CASE("A [clock] section with a bad start or rate is refused naming the key") {
+  using Row = std::tuple<std::string, std::string, std::string>;
+  auto [toml, key, why] = GENERATE(
+      Row{"[clock]\nstart = \"tomorrow\"\n", "clock.start", "is not a start time"},
+      Row{"[clock]\nstart = \"25:00\"\n", "clock.start", "is not a start time"},
+      Row{"[clock]\nstart = \"2026-11-23 07:00\"\n", "clock.start", "[[branches]]"},
+      Row{"[[branches]]\nid = \"B1\"\n[clock]\nstart = \"2026-03-29 01:30\"\n", "clock.start", ""},
+      Row{"[clock]\nrate = 0\n", "clock.rate", "greater than 0"},
+      Row{"[clock]\nrate = -60\n", "clock.rate", "greater than 0"},
+      Row{"[clock]\nrate = 100000\n", "clock.rate", "at most 3600"},
+      Row{"[clock]\nrate = \"60\"\n", "clock.rate", "a number"},
+      Row{"[clock]\nspeed = 60\n", "clock.speed", "unknown key"});
+  CAPTURE(toml);
+  const Refusal r = refusal(toml);
+  CHECK(r.key == key);
+  CHECK(r.line > 0);
+  CHECK_THAT(r.what, Catch::Contains(why));
+}
+
+TEST_CASE("describe writes the demo clock so that it re-loads to the same settings") {
+  for (const std::string start : {"start = \"2026-11-23T07:00:00Z\"\n", "start = \"07:30\"\n",
+                                  "start = \"06:15:30\"\n", ""}) {
+    const Settings s = load_string("[[branches]]\nid = \"B1\"\n[clock]\n" + start + "rate = 60\n");
+    const std::string text = describe(s);
+    CAPTURE(text);
+    CHECK_THAT(text, Catch::Contains("[clock]"));
+    CHECK_THAT(text, Catch::Contains("rate = 60.0"));
+    CHECK(load_string(text) == s);
+  }
+  CHECK_THAT(describe(load_string("")), !Catch::Contains("[clock]"));
 }

@@ -165,6 +165,10 @@ void Daemon::write_config() const {
   append_lines(toml, config_.thresholds);
   toml += "\n[tracking]\n";
   append_lines(toml, config_.tracking);
+  if (!config_.clock.empty()) {
+    toml += "\n[clock]\n";
+    append_lines(toml, config_.clock);
+  }
   for (const char* id : {"B1", "B2"}) {
     toml += "\n[[branches]]\nid = \"" + std::string(id) + "\"\ntimezone = \"Europe/London\"\n";
   }

@@ -45,7 +45,7 @@ inline constexpr std::string_view kAllowedOrigin = "http://board.test";
 
 /// Config values a test changes: `key = value` lines (values as TOML writes them, e.g.
 /// {"max_message", "\"4KiB\""}) added to [server], [store] (after `kind` and `dir`, which it
-/// must not repeat), [thresholds] and [tracking].
+/// must not repeat), [thresholds] and [tracking]; `clock`, when not empty, makes a [clock].
 struct DaemonConfig {
   Headers server;
   Headers thresholds;
@@ -53,6 +53,7 @@ struct DaemonConfig {
   Headers store;
   /// Raw TOML appended at the end: [[receivers]], [[oncall]], [escalation].
   std::string tables;
+  Headers clock = {};
 };
 
 struct HttpResponse {

@@ -110,6 +110,16 @@ test('deltas: an older alert seq is ignored; the server clock offsets "now"', ()
   assert.equal(s.visits.get('V1').state, 'late');
 });
 
+test('a demo clock: the board\'s time runs from server_time at clock_rate', () => {
+  const s = new BoardState();
+  const received = Date.parse('2026-12-02T18:00:00Z');
+  s.applySnapshot({ server_time: '2026-12-02T07:00:00Z', clock_rate: 60, visits: [], alerts: [] }, received);
+  assert.equal(s.now(received), Date.parse('2026-12-02T07:00:00Z'));
+  assert.equal(s.now(received + 15000), Date.parse('2026-12-02T07:15:00Z'), '15 real seconds are 15 demo minutes');
+  s.applySnapshot({ server_time: '2026-12-02T09:00:00Z', visits: [], alerts: [] }, received);
+  assert.equal(s.clockRate, 1, 'a snapshot without clock_rate runs at real time again');
+});
+
 test('small formats: ages, carer lists, token claims', () => {
   assert.equal(formatAge(4200), '4s');
   assert.equal(formatAge(12 * 60000 + 3000), '12 min 03s');

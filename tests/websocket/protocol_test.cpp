@@ -1270,6 +1270,15 @@ TEST_CASE("A board snapshot and its deltas have the protocol's shape") {
   CHECK(keys(o.at("alerts").as_array()[1].as_object()) == kAlertKeys);
   CHECK(o.at("alerts").as_array()[1].at("carer") == "C2");
 
+  SECTION("on a demo clock it says how fast that clock runs") {
+    std::string demo;
+    append_snapshot(demo, a.engine, at("2026-11-23T09:15:30Z"), visits, alerts, 60);
+    json::object d = parse_object(demo);
+    CHECK(keys(d) ==
+          std::vector<std::string>{"type", "server_time", "clock_rate", "visits", "alerts"});
+    CHECK(d.at("clock_rate").to_number<double>() == 60);
+  }
+
   out.clear();
   append_visit_message(out, a.engine, a.visit("V2"));
   o = parse_object(out);

@@ -463,7 +463,7 @@ void EngineHost::snapshot_frames(const Principal& who, std::string& out) const {
   for (const rota::AlertIndex a : open_alerts_) {
     if (visible[engine_->visit(engine_->alert(a).visit).branch]) alerts.push_back(a);
   }
-  append_snapshot(out, *engine_, clock_.now(), visits, alerts);
+  append_snapshot(out, *engine_, clock_.now(), visits, alerts, clock_.rate());
 }
 
 void EngineHost::subscribe_carer(std::weak_ptr<Subscriber> phone, std::string carer) {
@@ -566,7 +566,10 @@ void EngineHost::arm_deadline() {
   }
   if (armed_for_ == next) return;
   armed_for_ = next;
-  const auto wait = std::clamp<Duration>(*next - clock_.now(), Duration::zero(), kMaxSleep);
+  // A demo clock runs faster than the timer: a deadline 15 demo minutes away at rate 60
+  // is 15 real seconds away.
+  const auto wait =
+      std::clamp<Duration>(real_wait(clock_, *next - clock_.now()), Duration::zero(), kMaxSleep);
   deadline_timer_.expires_after(wait);
   deadline_timer_.async_wait(net::bind_executor(
       strand_,

@@ -62,7 +62,9 @@ void Pager::arm() {
   if (!next || closed_ || dispatcher_.in_flight() >= kMaxInFlight) return;  // finished() re-arms
   if (armed_for_ && *armed_for_ <= *next) return;  // an earlier wake-up re-arms after it
   armed_for_ = next;
-  timer_.expires_after(std::clamp<Duration>(*next - clock_.now(), Duration::zero(), kMaxSleep));
+  // On a demo clock ([clock] rate), a retry due in demo time is that much sooner in real time.
+  timer_.expires_after(
+      std::clamp<Duration>(real_wait(clock_, *next - clock_.now()), Duration::zero(), kMaxSleep));
   timer_.async_wait(net::bind_executor(
       strand_, [self = shared_from_this()](boost::system::error_code ec) { self->on_timer(ec); }));
 }

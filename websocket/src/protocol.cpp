@@ -830,10 +830,11 @@ void append_rota(std::string& out, const rota::Engine& engine,
 
 void append_snapshot(std::string& out, const rota::Engine& engine, TimePoint server_time,
                      std::span<const rota::VisitIndex> visits,
-                     std::span<const rota::AlertIndex> alerts) {
+                     std::span<const rota::AlertIndex> alerts, double clock_rate) {
   ObjectWriter o(out);
   o.string("type", "snapshot");
   o.time("server_time", server_time);
+  if (clock_rate != 1.0) o.number("clock_rate", clock_rate);
   append_array(o.key("visits"), visits, [&](rota::VisitIndex i) { append_visit(out, engine, i); });
   append_array(o.key("alerts"), alerts, [&](rota::AlertIndex i) { append_alert(out, engine, i); });
   o.end();

@@ -181,6 +181,21 @@ struct Auth {
   bool operator==(const Auth&) const = default;
 };
 
+/// `[clock]`: a demo clock that starts at a chosen instant and runs `rate` times as fast as
+/// real time, so that a simulated day can be shown in minutes. Only the tracking (the
+/// engine, its deadlines, the board's time) runs on it; tokens keep real time.
+struct DemoClock {
+  /// The instant it starts at (`start` in RFC 3339, or a local time `2026-11-23 07:00` in
+  /// the first branch's zone). Unset, with `start_time` unset too: the real time at start-up.
+  std::optional<TimePoint> start;
+  /// `start = "07:00"`: that time of the day the daemon starts on, in the first branch's
+  /// zone (see demo_start()), so that one config shows "today" on any day.
+  std::optional<Duration> start_time;
+  double rate = 1;  ///< demo seconds per real second
+
+  bool operator==(const DemoClock&) const = default;
+};
+
 /// Everything the config file says.
 struct Settings {
   std::string source;  ///< the file it was read from
@@ -193,6 +208,7 @@ struct Settings {
   std::vector<Receiver> receivers;
   std::vector<OnCall> oncall;
   Escalation escalation;
+  std::optional<DemoClock> clock;  ///< [clock]; unset: the system clock
 
   /// The branch with this id, or nullptr.
   const Branch* find_branch(std::string_view id) const;
@@ -202,6 +218,10 @@ struct Settings {
   /// time-critical visit) the global and the branch's time-critical overrides.
   Thresholds thresholds_for(std::string_view branch, std::string_view visit_type,
                             bool time_critical) const;
+
+  /// Where the demo clock starts when the daemon starts at `real_now`; an Error when
+  /// `start_time` does not exist that day (a DST gap). Requires `clock`.
+  Result<TimePoint> demo_start(TimePoint real_now) const;
 
   /// Member-wise; describe()'s output re-loads to settings equal to the ones described.
   bool operator==(const Settings&) const = default;

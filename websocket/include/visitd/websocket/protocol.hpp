@@ -158,10 +158,12 @@ void append_rota(std::string& out, const rota::Engine& engine,
                  std::span<const rota::VisitIndex> visits);
 
 /// `{"type":"snapshot","server_time":..,"visits":[..],"alerts":[..]}`: the board's first
-/// message; the caller chooses what the user may see.
+/// message; the caller chooses what the user may see. A `clock_rate` other than 1 (a demo
+/// clock, demo seconds per real second) follows `server_time`, so that the board's time runs
+/// as fast as the daemon's (an extension).
 void append_snapshot(std::string& out, const rota::Engine& engine, TimePoint server_time,
                      std::span<const rota::VisitIndex> visits,
-                     std::span<const rota::AlertIndex> alerts);
+                     std::span<const rota::AlertIndex> alerts, double clock_rate = 1.0);
 
 /// `{"type":"visit","visit":<visit>}`: a board delta.
 void append_visit_message(std::string& out, const rota::Engine& engine, rota::VisitIndex visit);
