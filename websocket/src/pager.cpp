@@ -138,21 +138,9 @@ void Pager::finished(std::uint64_t id, std::string receiver, std::size_t notices
                          [recorded = recorded_](std::uint64_t, std::error_code ec) {
                            if (recorded) recorded(ec);
                          });
-  if (!settled.fallback.empty() && fallback_sink_) {
-    fallback_sink_(std::move(settled.fallback));
-  } else if (!settled.fallback.empty()) {
-    // Copies for the fallback receiver go through the outbox like any notice.
-    auto copies = std::make_shared<std::vector<alerts::Notice>>(std::move(settled.fallback));
-    for (std::size_t i = 0; i < copies->size(); ++i) {
-      const bool last = i + 1 == copies->size();
-      store::record_notice(journal_, (*copies)[i], now,
-                           [self = shared_from_this(), copies = last ? copies : nullptr](
-                               std::uint64_t, std::error_code ec) {
-                             if (self->recorded_) self->recorded_(ec);
-                             if (!ec && copies) self->enqueue(std::move(*copies));
-                           });
-    }
-  }
+  // Copies for a fallback receiver are new notices: the engine host records them on their
+  // alert and in the outbox, then hands them back through enqueue().
+  if (!settled.fallback.empty() && fallback_sink_) fallback_sink_(std::move(settled.fallback));
   arm();
 }
 

@@ -34,8 +34,8 @@ class Pager : public std::enable_shared_from_this<Pager> {
   /// Queues notices whose outbox records are durable.
   void enqueue(std::vector<alerts::Notice> notices);
   /// Where copies for a fallback receiver go: they are new notices, so the engine host
-  /// records them on the alert and in the outbox, then enqueues them. Without one the pager
-  /// writes them to the outbox itself. Set before the first enqueue().
+  /// records them on the alert and in the outbox, then enqueues them. Set before the first
+  /// enqueue(); without it no fallback is sent.
   void on_fallback(std::function<void(std::vector<alerts::Notice>)> sink) {
     fallback_sink_ = std::move(sink);
   }
