@@ -62,6 +62,33 @@ export function daytimeZone(now = new Date()) {
   return 'Europe/London';
 }
 
+/** Polls fn until it answers something truthy, and answers that; fails after ms. */
+export async function until(what, fn, ms = 10000, every = 100) {
+  const deadline = Date.now() + ms;
+  let last;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, every));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
+/**
+ * Collects the page's console errors and uncaught exceptions into `problems`, but those
+ * `expected(text, url)` says the test provokes on purpose.
+ */
+export function collectConsoleErrors(page, problems, expected = () => false) {
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    const text = msg.text();
+    const url = msg.location()?.url ?? '';
+    if (!expected(text, url)) problems.push(`${text} (${url})`);
+  });
+  page.on('pageerror', (err) => problems.push(`uncaught: ${err.message}`));
+  return problems;
+}
+
 export function localDate(t, zone) {
   return new Intl.DateTimeFormat('en-CA', { timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(t);
 }

@@ -13,7 +13,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Daemon, launchBrowser, visitSimBinary, ARTIFACTS } from './harness.mjs';
+import {
+  Daemon, launchBrowser, visitSimBinary, until, collectConsoleErrors, ARTIFACTS,
+} from './harness.mjs';
 
 const MIN = 60000;
 const RATE = 60; // demo seconds per real second
@@ -46,17 +48,6 @@ function startSim(args) {
   return run;
 }
 
-async function until(what, fn, ms = 10000, every = 100) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, every));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
-
 const hhmm = (ms) => new Intl.DateTimeFormat('en-GB', { timeZone: ZONE, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(ms);
 const minutesOf = (label) => {
   const [h, m] = label.split(':').map(Number);
@@ -74,10 +65,7 @@ before(async () => {
   office = daemon.token('office', OFFICE, 'B1');
   browser = await launchBrowser({ timezoneId: ZONE });
   page = await browser.newPage();
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') consoleProblems.push(`${msg.text()} (${msg.location()?.url ?? ''})`);
-  });
-  page.on('pageerror', (err) => consoleProblems.push(`uncaught: ${err.message}`));
+  collectConsoleErrors(page, consoleProblems);
 });
 
 after(async () => {
@@ -180,12 +168,13 @@ test('acknowledging it from the board is reflected in /api/alerts', async () => 
 test("the phones' check-ins show too, and the board agrees with the API on every visit", async () => {
   await page.waitForSelector('.tl-visit[data-state="in_progress"], .tl-visit[data-state="completed"]', { timeout: 15000 });
   // The day keeps moving: compare until one look at both sides agrees.
+  let differ = [];
   await until('the board to show every visit in its API state', async () => {
     const { json } = await daemon.http('GET', '/api/visits', office);
     const shown = new Map(await page.locator('.tl-visit').evaluateAll((els) => els.map((e) => [e.dataset.visit, e.dataset.state])));
-    const differ = json.visits.filter((v) => shown.get(v.id) !== v.state).map((v) => `${v.id}: ${shown.get(v.id)} vs ${v.state}`);
-    return differ.length ? null : true;
-  }, 5000, 300);
+    differ = json.visits.filter((v) => shown.get(v.id) !== v.state).map((v) => `${v.id} board ${shown.get(v.id)}, API ${v.state}`);
+    return differ.length === 0;
+  }, 5000, 300).catch((e) => { throw new Error(`${e.message}: ${differ.join('; ')}`); });
 
   sim.proc.kill('SIGINT'); // Ctrl-C: the phones close their sockets, the totals are printed
   assert.equal(await sim.exited, 0, sim.output);

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Daemon, launchBrowser, localDate, ARTIFACTS } from './harness.mjs';
+import { Daemon, launchBrowser, localDate, collectConsoleErrors, ARTIFACTS } from './harness.mjs';
 
 const MIN = 60000;
 const OFFICE = 'office-ngozi';
@@ -62,10 +62,7 @@ before(async () => {
   for (const b of ['B1', 'B2']) await daemon.importRota(admin, b, localDate(T0, zoneOf[b]), rows(b));
   browser = await launchBrowser({ env: { TZ: browserTz } });
   page = await browser.newPage();
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') consoleProblems.push(`${msg.text()} (${msg.location()?.url ?? ''})`);
-  });
-  page.on('pageerror', (err) => consoleProblems.push(`uncaught: ${err.message}`));
+  collectConsoleErrors(page, consoleProblems);
   await page.goto(`${daemon.origin}/#token=${office}`);
   await page.waitForSelector('#conn-status[data-state="live"]', { timeout: 10000 });
 });
