@@ -11,6 +11,9 @@ import {
 import {
   clock, clockSeconds, isoDate, startOfDay, startOfHour, localHour,
 } from '../../dashboard/js/time.js';
+import {
+  setBranches, branchZone, branchLabel, boardZone, zoneNote,
+} from '../../dashboard/js/branches.js';
 
 const visit = (id, extra = {}) => ({
   id, branch: 'B1', client: { id: `CL-${id}`, name: `Client ${id}` }, carers: ['C1'],
@@ -162,4 +165,25 @@ test("times in a branch's zone: clock, date, the day's and the hour's start, DST
   assert.equal(startOfDay(autumn, 'Europe/London'), Date.parse('2026-10-24T23:00:00Z'));
   assert.equal(clock(autumn, 'Europe/London'), '22:00');
   assert.equal(clockSeconds(Date.parse('2026-03-29T01:00:05Z'), 'Europe/London'), '02:00:05');
+});
+
+test("the board's zone: the branches' own when they share one, the first's when they do not", () => {
+  setBranches([
+    { id: 'B1', name: 'North', timezone: 'Asia/Kolkata', manage: true },
+    { id: 'B2', name: 'South', timezone: 'Asia/Kolkata', manage: true },
+    { id: 'B3', name: 'B3', timezone: 'America/St_Johns', manage: false },
+  ]);
+  try {
+    assert.equal(branchZone('B3'), 'America/St_Johns');
+    assert.equal(branchZone('B9'), undefined, "an unknown branch: the browser's zone");
+    assert.equal(branchLabel('B1'), 'North (B1)');
+    assert.equal(branchLabel('B3'), 'B3');
+    assert.deepEqual(boardZone(['B1', 'B2']), { zone: 'Asia/Kolkata', mixed: false });
+    assert.deepEqual(boardZone(['B3', 'B1']), { zone: 'America/St_Johns', mixed: true });
+    assert.deepEqual(boardZone(['B9']), { zone: undefined, mixed: false });
+    assert.equal(zoneNote(['B1', 'B3']), "Times in each branch's zone; the timeline in Asia/Kolkata");
+    assert.equal(zoneNote(['B9']), '');
+  } finally {
+    setBranches([]);
+  }
 });
