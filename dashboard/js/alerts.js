@@ -5,6 +5,7 @@
 import { h, icon, clear, announce } from './dom.js';
 import { ALERT_KIND_WORDS, SEVERITY_WORDS, RESOLUTION_WORDS, formatAge, pagedBy } from './model.js';
 import { clock } from './time.js';
+import { branchZone, branchLabel } from './branches.js';
 
 const FADE_MS = 1800;
 
@@ -138,13 +139,14 @@ export class AlertPanel {
     const visit = this.visitOf(a.visit);
     const bits = [`Visit ${a.visit}`];
     if (visit?.client?.name) bits.push(visit.client.name);
-    bits.push(`branch ${a.branch}`);
+    bits.push(`branch ${branchLabel(a.branch)}`);
     bits.push(a.escalation_level > 0 ? `escalated: level ${a.escalation_level}` : 'not escalated');
     const paged = pagedBy(a);
-    bits.push(paged ? `paged ${paged.names.join(', ')} at ${clock(paged.last)}` : 'nobody paged');
+    const zone = branchZone(a.branch);
+    bits.push(paged ? `paged ${paged.names.join(', ')} at ${clock(paged.last, zone)}` : 'nobody paged');
     item.meta.textContent = bits.join(' · ');
     item.state.textContent = a.state === 'acknowledged'
-      ? `Acknowledged by ${a.acked_by ?? 'someone'} at ${clock(a.acked_at)}`
+      ? `Acknowledged by ${a.acked_by ?? 'someone'} at ${clock(a.acked_at, zone)}`
       : 'Needs attention';
     item.ackBtn.hidden = a.state !== 'triggered';
   }

@@ -76,6 +76,7 @@ export async function request(method, path, { body, accept } = {}) {
 const enc = encodeURIComponent;
 
 export const api = {
+  branches: () => request('GET', '/api/branches'),
   visit: (id) => request('GET', `/api/visits/${enc(id)}`),
   reassign: (id, carers) => request('POST', `/api/visits/${enc(id)}/reassign`, { body: { carers } }),
   cancel: (id, reason) => request('POST', `/api/visits/${enc(id)}/cancel`, { body: { reason } }),

@@ -7,7 +7,8 @@ import {
   stateWord, FLAG_WORDS, ALERT_KIND_WORDS, SEVERITY_WORDS, RESOLUTION_WORDS,
   compareAlerts, parseCarerList, formatMinutes, pagedBy,
 } from './model.js';
-import { clock, clockSeconds } from './time.js';
+import { clock, clockSeconds, browserZone } from './time.js';
+import { branchZone, branchLabel } from './branches.js';
 import { api } from './api.js';
 
 const METHOD_WORDS = { gps: 'GPS', nfc: 'NFC tag', qr: 'QR code', manual: 'entered by hand' };
@@ -101,19 +102,21 @@ export class VisitDetail {
       clear(this.body).append(h('p', {}, this.historyError ? `This visit could not be loaded: ${this.historyError}` : 'Loading…'));
       return;
     }
-    this.title.textContent = `${v.client?.name || v.client?.id} · ${clock(v.start)}–${clock(v.end)}`;
+    // Every time here is the branch's local time.
+    const zone = branchZone(v.branch);
+    this.title.textContent = `${v.client?.name || v.client?.id} · ${clock(v.start, zone)}–${clock(v.end, zone)}`;
     // The forms are built once per opening, so that what a person typed survives deltas.
     if (!this.forms) this.forms = this.buildForms(v);
 
     const facts = h('dl', { class: 'facts' },
       fact('State', h('span', { class: `state-badge st-${v.state}` }, icon(v.state, 'state-icon'), stateWord(v.state))),
       fact('Client', `${v.client?.name ?? ''} (${v.client?.id ?? '?'})`),
-      fact('Visit', `${v.id} · branch ${v.branch}${v.type ? ` · ${v.type.replace(/_/g, ' ')}` : ''}`),
-      fact('Scheduled', `${clock(v.start)} to ${clock(v.end)} (${formatMinutes((Date.parse(v.end) - Date.parse(v.start)) / 1000)})`),
+      fact('Visit', `${v.id} · branch ${branchLabel(v.branch)}${v.type ? ` · ${v.type.replace(/_/g, ' ')}` : ''}`),
+      fact('Scheduled', `${clock(v.start, zone)} to ${clock(v.end, zone)} (${formatMinutes((Date.parse(v.end) - Date.parse(v.start)) / 1000)})${zone && zone !== browserZone() ? `, ${zone} time` : ''}`),
       fact('Carers', v.carers.length ? v.carers.join(', ') + (v.carers.length > 1 ? ' (double-up)' : '') : 'none assigned'),
       v.time_critical ? fact('Time-critical', h('span', {}, icon('pill', 'inline-icon'), ' Yes: medication or other timed care')) : null,
       v.late_by_s > 0 ? fact('Arrived', `${formatMinutes(v.late_by_s)} after the start`) : null,
-      v.eta ? fact('Carer expects to arrive', `${clock(v.eta)}${v.eta_reason ? ` — “${v.eta_reason}”` : ''}`) : null,
+      v.eta ? fact('Carer expects to arrive', `${clock(v.eta, zone)}${v.eta_reason ? ` — “${v.eta_reason}”` : ''}`) : null,
       v.state === 'cancelled' ? fact('Cancelled', v.cancel_reason ? `“${v.cancel_reason}”` : 'no reason given') : null,
       fact('Flags', v.flags.length
         ? h('ul', { class: 'flags' }, v.flags.map((f) => h('li', {}, FLAG_WORDS[f] ?? f)))
@@ -126,8 +129,8 @@ export class VisitDetail {
         ? h('table', { class: 'table' },
           h('thead', {}, h('tr', {}, ['', 'Carer', 'Time (phone)', 'Received', 'How', 'From client', 'Note'].map((t) => h('th', { scope: 'col' }, t)))),
           h('tbody', {},
-            v.check_ins.map((r) => checkRow('In', r)),
-            v.check_outs.map((r) => checkRow('Out', r))))
+            v.check_ins.map((r) => checkRow('In', r, zone)),
+            v.check_outs.map((r) => checkRow('Out', r, zone))))
         : h('p', { class: 'muted' }, 'Nobody has checked in yet.'));
 
     this.alertsSection = h('section', { class: 'detail-section', 'aria-labelledby': 'd-alerts' });
@@ -145,6 +148,7 @@ export class VisitDetail {
       if (!held || (a.seq ?? 0) >= (held.seq ?? 0)) byId.set(a.id, a);
     }
     const alerts = [...byId.values()].sort(compareAlerts);
+    const at = (a, t) => clock(t, branchZone(a.branch));
     clear(this.alertsSection).append(h('h3', { id: 'd-alerts' }, 'Alerts for this visit'));
     if (this.historyError) this.alertsSection.append(h('p', { class: 'error' }, `Past alerts could not be loaded: ${this.historyError}`));
     if (!alerts.length) {
@@ -153,15 +157,15 @@ export class VisitDetail {
     }
     this.alertsSection.append(h('ul', { class: 'alert-history' }, alerts.map((a) => h('li', { class: `sev-${a.severity} ast-${a.state}` },
       h('span', { class: 'sev' }, icon(a.severity, 'sev-icon'), SEVERITY_WORDS[a.severity] ?? a.severity), ' ',
-      h('strong', {}, ALERT_KIND_WORDS[a.kind] ?? a.kind), ` raised ${clock(a.raised_at)} — `,
+      h('strong', {}, ALERT_KIND_WORDS[a.kind] ?? a.kind), ` raised ${at(a, a.raised_at)} — `,
       a.state === 'resolved'
-        ? `resolved ${clock(a.resolved_at)}${a.resolution ? ` (${RESOLUTION_WORDS[a.resolution] ?? a.resolution})` : ''}`
-        : a.state === 'acknowledged' ? `acknowledged by ${a.acked_by ?? 'someone'} ${clock(a.acked_at)}` : 'open',
+        ? `resolved ${at(a, a.resolved_at)}${a.resolution ? ` (${RESOLUTION_WORDS[a.resolution] ?? a.resolution})` : ''}`
+        : a.state === 'acknowledged' ? `acknowledged by ${a.acked_by ?? 'someone'} ${at(a, a.acked_at)}` : 'open',
       a.escalation_level > 0 ? `, escalated to level ${a.escalation_level}` : '',
       pagedBy(a) ? `; paged ${pagedBy(a).names.join(', ')}` : '',
       (a.notified ?? []).length
         ? h('ul', { class: 'muted small notified' }, a.notified.map((n) => h('li', {},
-          `${clock(n.at)} ${n.receiver}: ${n.transition}${n.level ? ` (level ${n.level})` : ''}`)))
+          `${at(a, n.at)} ${n.receiver}: ${n.transition}${n.level ? ` (level ${n.level})` : ''}`)))
         : '',
       h('div', { class: 'muted small' }, a.summary)))));
   }
@@ -255,12 +259,12 @@ function fact(term, value) {
   return h('div', { class: 'fact' }, h('dt', {}, term), h('dd', {}, value));
 }
 
-function checkRow(kind, r) {
+function checkRow(kind, r, zone) {
   return h('tr', {},
     h('th', { scope: 'row' }, kind),
     h('td', {}, r.carer),
-    h('td', {}, clockSeconds(r.at)),
-    h('td', {}, clockSeconds(r.received_at)),
+    h('td', {}, clockSeconds(r.at, zone)),
+    h('td', {}, clockSeconds(r.received_at, zone)),
     h('td', {}, METHOD_WORDS[r.method] ?? r.method),
     h('td', {}, distanceText(r)),
     h('td', {}, r.note ?? ''));

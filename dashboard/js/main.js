@@ -1,7 +1,7 @@
 // The live board: wires the token, the board WebSocket, the state and the panels together.
 
 import * as auth from './auth.js';
-import { configure as configureApi } from './api.js';
+import { configure as configureApi, api } from './api.js';
 import { LiveConnection } from './live.js';
 import {
   BoardState, VISIT_STATES, visitMatches, alertMatches, dayCounters, latenessByHour,
@@ -14,6 +14,9 @@ import { ReportPanel } from './report.js';
 import { renderChart } from './chart.js';
 import { h, icon, clear, announce } from './dom.js';
 import { longDay, isoDate, startOfDay, localHour, clock } from './time.js';
+import {
+  setBranches, knownBranchIds, branchZone, branchLabel, boardZone, zoneNote,
+} from './branches.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -23,7 +26,9 @@ const filters = { branch: '', state: '', carer: '', search: '' };
 let zoom = window.innerWidth < 1000 ? '4' : '6';
 let live = null;
 let claims = null;
-let boardDay = null; // local midnight (ms) of the day shown
+let shownDays = null; // each branch's date when the snapshot came (see dayKey)
+let branchesLoading = null; // the first GET /api/branches of a sign-in, while it runs
+let branchesAt = 0; // when the branches were last asked for (performance.now())
 let renderQueued = false;
 let resolvedSince = new Map(); // alert id -> the alert as resolved, until the next render
 let connStatus = { state: 'connecting' };
@@ -86,12 +91,14 @@ $('sign-out').addEventListener('click', () => {
   live?.stop();
   live = null;
   auth.forget();
+  setBranches([]);
   state.applySnapshot({ visits: [], alerts: [], server_time: new Date().toISOString() });
   showSignIn();
 });
 
 function start(token) {
   claims = tokenClaims(token) ?? {};
+  setBranches([]); // another sign-in may see other branches: asked for with its first snapshot
   if (claims.exp && claims.exp * 1000 < Date.now()) {
     auth.forget();
     showSignIn(`This token expired at ${new Date(claims.exp * 1000).toLocaleString()}. Ask for a new one.`);
@@ -101,6 +108,7 @@ function start(token) {
     token,
     onUnauthorized: (err) => {
       live?.stop();
+      live = null;
       auth.forget();
       showSignIn(`visitd refused the token: ${err.message}`);
     },
@@ -128,21 +136,62 @@ function start(token) {
 // ---------------------------------------------------------------------------------------
 // Live data
 
+/**
+ * The branches' names and zones (GET /api/branches): asked for once the snapshot shows the
+ * token is good (a refused token then never costs a 401), again after each reconnection (a
+ * reload may have changed them). The first answer is waited for before drawing, so that no
+ * time is ever shown in the wrong zone; without an answer the browser's zone stands in.
+ */
+function loadBranches() {
+  branchesAt = performance.now();
+  const first = !knownBranchIds().length;
+  const loading = api.branches()
+    .then(({ branches }) => setBranches(branches))
+    .catch(() => { /* shown in the browser's zone; the next snapshot asks again */ })
+    .finally(() => {
+      if (branchesLoading === loading) branchesLoading = null;
+      shownDays = dayKey(state.now());
+      scheduleRender();
+      detail.refresh();
+    });
+  if (first) {
+    branchesLoading = loading;
+    // A slow answer holds the board back a moment, never for good.
+    setTimeout(() => {
+      if (branchesLoading !== loading) return;
+      branchesLoading = null;
+      scheduleRender();
+    }, 3000);
+  }
+}
+
+/** Each branch's date now, in its zone: when one changes, its new day needs a snapshot. */
+function dayKey(now) {
+  const zones = new Set(knownBranchIds().map(branchZone));
+  if (!zones.size) zones.add(undefined);
+  return [...zones].map((z) => isoDate(now, z)).join(' ');
+}
+
 function onSnapshot(msg) {
   state.applySnapshot(msg);
-  boardDay = startOfDay(state.now());
   resolvedSince = new Map();
+  if (!knownBranchIds().length || performance.now() - branchesAt > 5000) loadBranches();
+  else shownDays = dayKey(state.now());
   scheduleRender();
   detail.refresh();
   announce(`Board up to date: ${msg.visits.length} visits, ${state.openAlerts().length} open alerts`);
 }
 
 function onVisit(v) {
-  // Today's visits only (the snapshot's rule); a visit already shown is always updated.
-  const s = Date.parse(v.start);
-  const e = Date.parse(v.end);
+  // Today's visits only, today in the visit's branch's zone (the snapshot's rule); a visit
+  // already shown is always updated.
   const known = state.visits.has(v.id);
-  if (!known && boardDay !== null && (e < boardDay || s >= boardDay + 86400000)) return;
+  if (!known) {
+    const zone = branchZone(v.branch);
+    const today = startOfDay(state.now(), zone);
+    const tomorrow = startOfDay(today + 36 * 3600000, zone);
+    if (Date.parse(v.end) < today || Date.parse(v.start) >= tomorrow) return;
+  }
   state.applyVisit(v);
   scheduleRender();
   if (detail.openId === v.id) detail.refresh();
@@ -213,6 +262,7 @@ function scheduleRender() {
   const wait = Math.max(0, lastRender + RENDER_EVERY_MS - performance.now());
   setTimeout(() => requestAnimationFrame(() => {
     renderQueued = false;
+    if (branchesLoading) return; // drawn when the zones are known (loadBranches)
     if (timeline.pressed) {
       scheduleRender();
       return;
@@ -223,7 +273,7 @@ function scheduleRender() {
 }
 
 function knownBranches() {
-  const set = new Set(state.branches());
+  const set = new Set([...knownBranchIds(), ...state.branches()]);
   for (const b of claims?.branches ?? []) if (b !== '*') set.add(b);
   return [...set].sort();
 }
@@ -233,17 +283,24 @@ function render() {
   const day = [...state.visits.values()];
   const visible = day.filter((v) => visitMatches(v, filters));
   const branchDay = day.filter((v) => !filters.branch || v.branch === filters.branch);
+  // The day, the axis and the now-line in the zone of the branches shown.
+  const shown = filters.branch ? [filters.branch] : knownBranches();
+  const { zone } = boardZone(shown);
 
-  $('day-label').textContent = longDay(boardDay ?? now);
+  $('day-label').textContent = longDay(now, zone);
+  const note = zoneNote(shown);
+  $('zone-label').textContent = note;
+  $('zone-label').hidden = !note;
   renderFilters(day);
   renderCounters(dayCounters(branchDay));
-  renderChart($('chart-svg'), latenessByHour(branchDay, localHour));
+  renderChart($('chart-svg'), latenessByHour(branchDay, (t, v) => localHour(t, branchZone(v.branch))));
   $('visit-count').textContent = `(${visible.length} of ${day.length})`;
   timeline.render({
     visits: visible,
     allVisits: day,
     now,
     zoom,
+    zone,
     emptyText: day.length ? 'No visit matches the filters.' : 'No visits today yet. A rota imported for today appears here at once.',
   });
   const alerts = state.openAlerts().filter((a) => alertMatches(a, filters, state.visits.get(a.visit)));
@@ -274,7 +331,7 @@ function setOptions(select, values, allLabel, label = (v) => v) {
 }
 
 function renderFilters(day) {
-  setOptions($('f-branch'), knownBranches(), 'All branches');
+  setOptions($('f-branch'), knownBranches(), 'All branches', branchLabel);
   const carers = [...new Set(day.flatMap((v) => v.carers))].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
   setOptions($('f-carer'), carers, 'All carers');
 }
@@ -310,16 +367,16 @@ $('report-open').addEventListener('click', () => {
 });
 window.addEventListener('resize', () => scheduleRender());
 
-// Every second: ages tick, the now-line moves, the banner counts down; at local midnight
-// the board asks for the new day's snapshot.
+// Every second: ages tick, the now-line moves, the banner counts down; at a branch's
+// midnight the board asks for the new day's snapshot.
 setInterval(() => {
   if (!live) return;
   const now = state.now();
   alertPanel.tick(now);
   timeline.moveNow(now);
   updateBanner();
-  if (boardDay !== null && live.live && startOfDay(now) !== boardDay) {
-    boardDay = startOfDay(now);
+  if (shownDays !== null && live.live && dayKey(now) !== shownDays) {
+    shownDays = dayKey(now);
     live.reconnectNow();
   }
 }, 1000);

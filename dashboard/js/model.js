@@ -159,14 +159,15 @@ export function dayCounters(visits) {
 }
 
 /**
- * Lateness through the day: for each hour of scheduled starts (local time), how many visits
- * were on time, late or missed so far, and the mean minutes late of those that arrived.
+ * Lateness through the day: for each hour of scheduled starts (local time: hourOf(ms, visit)
+ * says which), how many visits were on time, late or missed so far, and the mean minutes
+ * late of those that arrived.
  */
 export function latenessByHour(visits, hourOf) {
   const hours = new Map();
   for (const v of visits) {
     if (v.state === 'cancelled') continue;
-    const h = hourOf(Date.parse(v.start));
+    const h = hourOf(Date.parse(v.start), v);
     if (!hours.has(h)) hours.set(h, { hour: h, on_time: 0, late: 0, missed: 0, pending: 0, late_s: 0, arrived: 0 });
     const b = hours.get(h);
     if (v.check_ins.length) {

@@ -4,7 +4,8 @@
 
 import { h, clear, announce } from './dom.js';
 import { api } from './api.js';
-import { isoDate } from './time.js';
+import { isoDate, clock } from './time.js';
+import { branchZone, branchLabel } from './branches.js';
 import { formatMinutes } from './model.js';
 
 export class ReportPanel {
@@ -31,10 +32,11 @@ export class ReportPanel {
   open(preferredBranch) {
     const list = this.branches();
     const current = this.branch.value || preferredBranch;
-    clear(this.branch).append(...list.map((b) => h('option', { value: b }, b)));
+    clear(this.branch).append(...list.map((b) => h('option', { value: b }, branchLabel(b))));
     if (list.includes(current)) this.branch.value = current;
     else if (list.includes(preferredBranch)) this.branch.value = preferredBranch;
-    if (!this.date.value) this.date.value = isoDate(this.today());
+    // Today is the branch's today, which need not be the browser's.
+    if (!this.date.value) this.date.value = isoDate(this.today(), branchZone(this.branch.value));
     this.error.hidden = true;
     if (!this.dialog.open) this.dialog.showModal();
     if (list.length) this.show();
@@ -76,7 +78,7 @@ export class ReportPanel {
     const rows = r.carers.map((c) => h('tr', {},
       h('th', { scope: 'row' }, c.carer), h('td', {}, c.visits), h('td', {}, c.on_time), h('td', {}, c.late),
       h('td', {}, c.missed), h('td', {}, c.pending), h('td', {}, pct(c.on_time_pct)), h('td', {}, late(c.mean_late_s))));
-    const caption = `Branch ${r.branch}, ${r.date}, as of ${new Date(r.as_of).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })}`;
+    const caption = `Branch ${branchLabel(r.branch)}, ${r.date}, as of ${clock(r.as_of, branchZone(r.branch))}`;
     return [summary, h('table', { class: 'table report-table' }, h('caption', {}, caption),
       h('thead', {}, h('tr', {}, head.map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: String(head.length) }, 'No visits that day.'))))];

@@ -1,10 +1,12 @@
 // The timeline: one row per carer, the day's visits as blocks at their scheduled times,
 // the actual time on site beneath each block with check-in (▼) and check-out (▲) marks,
 // and a now-line. Drawn from the data each time it changes (coalesced to one frame).
+// The axis and the now-line are in the board's zone; a visit's own times in its branch's.
 
 import { h, icon, clear } from './dom.js';
 import { carerRows, stateWord, UNASSIGNED, formatMinutes } from './model.js';
-import { clock } from './time.js';
+import { clock, startOfHour } from './time.js';
+import { branchZone } from './branches.js';
 
 const MIN = 60000;
 const HOUR = 60 * MIN;
@@ -28,8 +30,8 @@ function lanes(visits) {
   return { lane, count: Math.max(1, ends.length) };
 }
 
-/** The span of time the timeline covers: the day's visits and now, in whole hours. */
-export function timeRange(visits, now) {
+/** The span of time the timeline covers: the day's visits and now, in whole hours of the zone. */
+export function timeRange(visits, now, zone) {
   let lo = now;
   let hi = now;
   for (const v of visits) {
@@ -43,29 +45,29 @@ export function timeRange(visits, now) {
       }
     }
   }
-  const floorHour = (t) => { const d = new Date(t); d.setMinutes(0, 0, 0); return d.getTime(); };
-  const t0 = floorHour(lo - 15 * MIN);
-  let t1 = floorHour(hi + 15 * MIN) + HOUR;
+  const t0 = startOfHour(lo - 15 * MIN, zone);
+  let t1 = startOfHour(hi + 15 * MIN, zone) + HOUR;
   if (t1 - t0 < 3 * HOUR) t1 = t0 + 3 * HOUR;
   return { t0, t1 };
 }
 
 /** What a screen reader says for a block, and what its tooltip shows. */
 export function describeVisit(v, carer) {
+  const zone = branchZone(v.branch);
   const parts = [
-    `${clock(v.start)} to ${clock(v.end)}`,
+    `${clock(v.start, zone)} to ${clock(v.end, zone)}`,
     v.client?.name || v.client?.id,
     stateWord(v.state),
   ];
   if (v.state === 'late' || v.state === 'missed') {
-    if (v.eta) parts.push(`expected ${clock(v.eta)}${v.eta_reason ? ` (${v.eta_reason})` : ''}`);
+    if (v.eta) parts.push(`expected ${clock(v.eta, zone)}${v.eta_reason ? ` (${v.eta_reason})` : ''}`);
   }
   if (v.check_ins.length) {
     const own = v.check_ins.find((r) => r.carer === carer) ?? v.check_ins[0];
-    parts.push(`checked in ${clock(own.at)}${v.late_by_s > 0 && v.flags.includes('late_arrival') ? `, ${formatMinutes(v.late_by_s)} late` : ''}`);
+    parts.push(`checked in ${clock(own.at, zone)}${v.late_by_s > 0 && v.flags.includes('late_arrival') ? `, ${formatMinutes(v.late_by_s)} late` : ''}`);
   }
   const out = v.check_outs.find((r) => r.carer === carer);
-  if (out) parts.push(`checked out ${clock(out.at)}`);
+  if (out) parts.push(`checked out ${clock(out.at, zone)}`);
   if (v.time_critical) parts.push('time-critical');
   if (v.carers.length > 1) parts.push(`double-up with ${v.carers.filter((c) => c !== carer).join(', ')}`);
   if (v.flags.includes('outside_geofence')) parts.push('checked in outside the geofence');
@@ -114,15 +116,17 @@ export class Timeline {
 
   /**
    * visits: the filtered visits to show; allVisits: the whole day (for the range, so that
-   * filtering does not move the axis); zoom: 'fit' or hours visible.
+   * filtering does not move the axis); zoom: 'fit' or hours visible; zone: the axis's zone
+   * (undefined: the browser's).
    */
-  render({ visits, allVisits, now, zoom, emptyText }) {
+  render({ visits, allVisits, now, zoom, zone, emptyText }) {
     const focusedId = document.activeElement?.dataset?.visit;
     const focusedCarer = document.activeElement?.dataset?.carer;
     const leftTime = this.scroller && this.range ? this.range.t0 + (this.scroller.scrollLeft / this.pxPerMin) * MIN : null;
     const oldTop = this.scroller?.scrollTop ?? 0;
 
-    this.range = timeRange(allVisits, now);
+    this.zone = zone;
+    this.range = timeRange(allVisits, now, zone);
     this.nowForBars = now;
     // A short day still fills the window it is shown in.
     if (zoom !== 'fit' && this.range.t1 - this.range.t0 < Number(zoom) * HOUR) {
@@ -140,7 +144,7 @@ export class Timeline {
     const labelEvery = hourPx < 40 ? 3 : hourPx < 70 ? 2 : 1;
     for (let t = this.range.t0, i = 0; t <= this.range.t1; t += HOUR, i++) {
       ticks.append(h('span', { class: `tl-tick${i % labelEvery ? ' minor' : ''}`, style: { left: `${this.x(t)}px` } },
-        i % labelEvery ? '' : clock(t)));
+        i % labelEvery ? '' : clock(t, zone)));
     }
     head.append(ticks);
 
@@ -188,6 +192,7 @@ export class Timeline {
     // Narrow blocks keep the icon (and the client when it fits); the word is in the label.
     const narrow = w < 60;
     const compact = !narrow && w < 118;
+    const zone = branchZone(v.branch);
     const label = describeVisit(v, carer);
     const classes = ['tl-visit', `st-${v.state}`];
     if (narrow) classes.push('narrow');
@@ -223,12 +228,12 @@ export class Timeline {
         style: { left: `${this.x(a)}px`, width: `${Math.max(2, this.x(endT) - this.x(a))}px`, top: `${top + LANE_PX - 9}px` },
         'aria-hidden': 'true',
       }));
-      out.push(h('div', { class: 'tl-mark in', style: { left: `${this.x(a)}px`, top: `${top}px` }, title: `${carer} checked in ${clock(ci.at)}`, 'aria-hidden': 'true' }));
-      if (co) out.push(h('div', { class: 'tl-mark out', style: { left: `${this.x(b)}px`, top: `${top + LANE_PX - 10}px` }, title: `${carer} checked out ${clock(co.at)}`, 'aria-hidden': 'true' }));
+      out.push(h('div', { class: 'tl-mark in', style: { left: `${this.x(a)}px`, top: `${top}px` }, title: `${carer} checked in ${clock(ci.at, zone)}`, 'aria-hidden': 'true' }));
+      if (co) out.push(h('div', { class: 'tl-mark out', style: { left: `${this.x(b)}px`, top: `${top + LANE_PX - 10}px` }, title: `${carer} checked out ${clock(co.at, zone)}`, 'aria-hidden': 'true' }));
     } else if (v.eta && (v.state === 'scheduled' || v.state === 'late' || v.state === 'missed')) {
       out.push(h('div', {
         class: 'tl-eta', style: { left: `${this.x(Date.parse(v.eta))}px`, top: `${top + 2}px`, height: `${LANE_PX - 6}px` },
-        title: `Expected ${clock(v.eta)}${v.eta_reason ? `: ${v.eta_reason}` : ''}`, 'aria-hidden': 'true',
+        title: `Expected ${clock(v.eta, zone)}${v.eta_reason ? `: ${v.eta_reason}` : ''}`, 'aria-hidden': 'true',
       }));
     }
     return out;
@@ -240,7 +245,7 @@ export class Timeline {
     const inside = now >= this.range.t0 && now <= this.range.t1;
     this.nowLine.hidden = !inside;
     this.nowLine.style.left = `${NAME_COL_PX + this.x(now)}px`;
-    this.nowLabel.textContent = `Now ${clock(now)}`;
+    this.nowLabel.textContent = `Now ${clock(now, this.zone)}`;
   }
 
   scrollToNow(now) {

@@ -10,7 +10,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Daemon, launchBrowser, daytimeZone, localDate, ARTIFACTS } from './harness.mjs';
+import {
+  Daemon, launchBrowser, daytimeZone, localDate, until, collectConsoleErrors, ARTIFACTS,
+} from './harness.mjs';
 
 const MIN = 60000;
 const zone = daytimeZone();
@@ -45,17 +47,6 @@ function shot(name) {
   return page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
 }
 
-async function until(what, fn, ms = 10000, every = 100) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, every));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
-
 async function apiAlert(id) {
   const { json } = await daemon.http('GET', '/api/alerts?state=all', office);
   return json.alerts.find((a) => a.id === id);
@@ -66,18 +57,12 @@ async function apiVisit(id) {
 }
 
 function watchConsole(p) {
-  p.on('console', (msg) => {
-    if (msg.type() !== 'error') return;
-    const text = msg.text();
-    const url = msg.location()?.url ?? '';
+  collectConsoleErrors(p, consoleProblems, (text, url) =>
     // While visitd is down, Chromium itself reports each refused reconnection attempt.
-    if (outage && /WebSocket connection to|ERR_CONNECTION_REFUSED|Failed to load resource/.test(text)) return;
+    (outage && /WebSocket connection to|ERR_CONNECTION_REFUSED|Failed to load resource/.test(text))
     // The one refusal the test provokes on purpose (cancelling a completed visit): Chromium
     // reports every 4xx answer.
-    if (/status of 409/.test(text) && url.endsWith('/api/visits/V-DONE/cancel')) return;
-    consoleProblems.push(`${text} (${url})`);
-  });
-  p.on('pageerror', (err) => consoleProblems.push(`uncaught: ${err.message}`));
+    || (/status of 409/.test(text) && url.endsWith('/api/visits/V-DONE/cancel')));
 }
 
 before(async () => {

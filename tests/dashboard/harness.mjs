@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(here, '../..');
 export const DASHBOARD = path.join(REPO, 'dashboard');
-export const ARTIFACTS = path.join(here, 'artifacts');
+/** Screenshots: VISITD_ARTIFACTS (CTest points it into the build directory), else here. */
+export const ARTIFACTS = path.resolve(process.env.VISITD_ARTIFACTS ?? path.join(here, 'artifacts'));
 
 /** Imports that need `npm ci` first fail with what to do, not a stack trace. */
 export async function need(name) {
@@ -25,14 +26,15 @@ export async function need(name) {
   }
 }
 
-export function visitdBinary() {
-  const candidates = [
-    process.env.VISITD_BINARY,
-    path.join(REPO, 'build/daemon/visitd'),
-  ].filter(Boolean);
+/** A program of the build: the path in env `variable` (CTest sets it), else build/`fallback`. */
+function builtBinary(variable, fallback) {
+  const candidates = [process.env[variable], path.join(REPO, 'build', fallback)].filter(Boolean);
   for (const c of candidates) if (fs.existsSync(c)) return path.resolve(c);
-  throw new Error(`no visitd binary: set VISITD_BINARY (tried ${candidates.join(', ')})`);
+  throw new Error(`no ${path.basename(fallback)} binary: set ${variable} (tried ${candidates.join(', ')})`);
 }
+
+export const visitdBinary = () => builtBinary('VISITD_BINARY', 'daemon/visitd');
+export const visitSimBinary = () => builtBinary('VISIT_SIM_BINARY', 'tools/visit-sim/visit-sim');
 
 /** A free loopback port: bound and released here, then given to visitd. */
 export function freePort() {
@@ -60,6 +62,33 @@ export function daytimeZone(now = new Date()) {
   return 'Europe/London';
 }
 
+/** Polls fn until it answers something truthy, and answers that; fails after ms. */
+export async function until(what, fn, ms = 10000, every = 100) {
+  const deadline = Date.now() + ms;
+  let last;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, every));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
+/**
+ * Collects the page's console errors and uncaught exceptions into `problems`, but those
+ * `expected(text, url)` says the test provokes on purpose.
+ */
+export function collectConsoleErrors(page, problems, expected = () => false) {
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    const text = msg.text();
+    const url = msg.location()?.url ?? '';
+    if (!expected(text, url)) problems.push(`${text} (${url})`);
+  });
+  page.on('pageerror', (err) => problems.push(`uncaught: ${err.message}`));
+  return problems;
+}
+
 export function localDate(t, zone) {
   return new Intl.DateTimeFormat('en-CA', { timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(t);
 }
@@ -78,7 +107,10 @@ export function rotaCsv(rows) {
 }
 
 export class Daemon {
-  /** options: thresholds (TOML lines for [thresholds]), branches [{id, name, timezone}]. */
+  /**
+   * options: thresholds (TOML lines for [thresholds]), branches [{id, name, timezone}],
+   * clock {start, rate}: a demo clock (docs/operations.md, `[clock]`).
+   */
   constructor(options = {}) {
     this.binary = visitdBinary();
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'visitd-board-'));
@@ -95,6 +127,8 @@ export class Daemon {
   writeConfig() {
     const branches = (this.options.branches ?? [{ id: 'B1', name: 'North', timezone: 'Europe/London' }])
       .map((b) => `[[branches]]\nid = "${b.id}"\nname = "${b.name ?? b.id}"\ntimezone = "${b.timezone}"\n`).join('\n');
+    const c = this.options.clock;
+    const clock = c ? `\n[clock]\nstart = ${JSON.stringify(c.start)}\nrate = ${c.rate}\n` : '';
     this.config = path.join(this.dir, 'visitd.toml');
     fs.writeFileSync(this.config, `[server]
 listen = "127.0.0.1:${this.port}"
@@ -110,7 +144,7 @@ secret = "board-test-secret-0123456789abcdef"
 
 [thresholds]
 ${this.options.thresholds ?? 'late_after = "3s"\nmissed_after = "30s"'}
-
+${clock}
 ${branches}`);
   }
 
@@ -137,6 +171,7 @@ ${branches}`);
 
   spawn() {
     this.log = '';
+    this.spawnedAt = Date.now();
     const proc = spawn(this.binary, ['run', '--config', this.config], { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     return new Promise((resolve, reject) => {
@@ -158,6 +193,19 @@ ${branches}`);
         reject(new Error(`visitd exited (${code ?? signal}) before listening:\n${this.log}`));
       });
     });
+  }
+
+  /**
+   * The demo clock ([clock]) as visitd logged it at start: demo time `start` (ms) was real
+   * time `real` (when the process was spawned; its clock starts a few ms later), running
+   * `rate` times as fast. realAt(demo) is when a demo time comes, in real ms.
+   */
+  demoClock() {
+    const m = this.log.match(/demo_clock start=(\S+) rate=([\d.]+)/);
+    if (!m) throw new Error(`visitd logged no demo_clock line:\n${this.log}`);
+    const clock = { start: Date.parse(m[1]), rate: Number(m[2]), real: this.spawnedAt };
+    clock.realAt = (demo) => clock.real + (demo - clock.start) / clock.rate;
+    return clock;
   }
 
   /** SIGKILL (a crash) or SIGTERM (a graceful stop); resolves when the process is gone. */
@@ -235,8 +283,11 @@ export const CHROMIUM_ARGS = [
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
 
-/** Debian's Chromium with a fresh profile; the caller closes the context. */
-export async function launchBrowser({ timezoneId, viewport = { width: 1366, height: 768 } } = {}) {
+/**
+ * Debian's Chromium with a fresh profile; the caller closes the context. `timezoneId` is
+ * emulated by the page; `env` (e.g. {TZ}) is the browser process's own environment.
+ */
+export async function launchBrowser({ timezoneId, env, viewport = { width: 1366, height: 768 } } = {}) {
   const { chromium } = await need('playwright-core');
   const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
   if (!fs.existsSync(executablePath)) {
@@ -249,6 +300,7 @@ export async function launchBrowser({ timezoneId, viewport = { width: 1366, heig
     args: CHROMIUM_ARGS,
     viewport,
     timezoneId,
+    env: env ? { ...process.env, ...env } : undefined,
     locale: 'en-GB',
     acceptDownloads: true,
   });

@@ -1,4 +1,5 @@
-// The board's rules that need no browser: sorting, filtering, counting, deltas.
+// The board's rules that need no browser: sorting, filtering, counting, deltas, and times
+// in a branch's zone.
 //   node --test tests/dashboard/model.test.mjs
 
 import { test } from 'node:test';
@@ -7,6 +8,12 @@ import {
   BoardState, compareAlerts, carerRows, visitMatches, alertMatches, dayCounters,
   latenessByHour, formatAge, parseCarerList, tokenClaims, UNASSIGNED, pagedBy,
 } from '../../dashboard/js/model.js';
+import {
+  clock, clockSeconds, isoDate, startOfDay, startOfHour, localHour,
+} from '../../dashboard/js/time.js';
+import {
+  setBranches, branchZone, branchLabel, boardZone, zoneNote,
+} from '../../dashboard/js/branches.js';
 
 const visit = (id, extra = {}) => ({
   id, branch: 'B1', client: { id: `CL-${id}`, name: `Client ${id}` }, carers: ['C1'],
@@ -142,4 +149,41 @@ test('who was paged: receivers in the order first paged, the last page\'s time',
     ],
   };
   assert.deepEqual(pagedBy(a), { names: ['office', 'night'], last: '2026-11-23T09:45:00Z' });
+});
+
+test("times in a branch's zone: clock, date, the day's and the hour's start, DST included", () => {
+  const t = Date.parse('2026-11-23T23:40:00Z');
+  assert.equal(clock(t, 'Asia/Kathmandu'), '05:25'); // UTC+5:45: already the 24th there
+  assert.equal(isoDate(t, 'Asia/Kathmandu'), '2026-11-24');
+  assert.equal(isoDate(t, 'America/Los_Angeles'), '2026-11-23');
+  assert.equal(startOfDay(t, 'Asia/Kathmandu'), Date.parse('2026-11-23T18:15:00Z'));
+  assert.equal(startOfHour(t, 'Asia/Kolkata'), Date.parse('2026-11-23T23:30:00Z')); // 05:00 IST
+  assert.equal(localHour(t, 'Asia/Kolkata'), 5);
+  assert.equal(clock(null, 'Asia/Kolkata'), '—');
+  // The day the clocks go back in London is 25 hours long; its midnight is still found.
+  const autumn = Date.parse('2026-10-25T22:00:00Z');
+  assert.equal(startOfDay(autumn, 'Europe/London'), Date.parse('2026-10-24T23:00:00Z'));
+  assert.equal(clock(autumn, 'Europe/London'), '22:00');
+  assert.equal(clockSeconds(Date.parse('2026-03-29T01:00:05Z'), 'Europe/London'), '02:00:05');
+});
+
+test("the board's zone: the branches' own when they share one, the first's when they do not", () => {
+  setBranches([
+    { id: 'B1', name: 'North', timezone: 'Asia/Kolkata', manage: true },
+    { id: 'B2', name: 'South', timezone: 'Asia/Kolkata', manage: true },
+    { id: 'B3', name: 'B3', timezone: 'America/St_Johns', manage: false },
+  ]);
+  try {
+    assert.equal(branchZone('B3'), 'America/St_Johns');
+    assert.equal(branchZone('B9'), undefined, "an unknown branch: the browser's zone");
+    assert.equal(branchLabel('B1'), 'North (B1)');
+    assert.equal(branchLabel('B3'), 'B3');
+    assert.deepEqual(boardZone(['B1', 'B2']), { zone: 'Asia/Kolkata', mixed: false });
+    assert.deepEqual(boardZone(['B3', 'B1']), { zone: 'America/St_Johns', mixed: true });
+    assert.deepEqual(boardZone(['B9']), { zone: undefined, mixed: false });
+    assert.equal(zoneNote(['B1', 'B3']), "Times in each branch's zone; the timeline in Asia/Kolkata");
+    assert.equal(zoneNote(['B9']), '');
+  } finally {
+    setBranches([]);
+  }
 });
