@@ -158,7 +158,11 @@ void Daemon::write_config() const {
   std::string toml = "[server]\nlisten = \"127.0.0.1:0\"\nthreads = 2\n";
   toml += "allowed_origins = [\"" + std::string(kAllowedOrigin) + "\"]\n";
   append_lines(toml, config_.server);
-  toml += "\n[store]\nkind = \"journal\"\ndir = \"" + (dir_ / "data").string() + "\"\n";
+  // The journal unless the test names a store kind (e.g. "redis" with its url).
+  const bool kind_given = std::any_of(config_.store.begin(), config_.store.end(),
+                                      [](const auto& line) { return line.first == "kind"; });
+  toml += kind_given ? "\n[store]\n" : "\n[store]\nkind = \"journal\"\n";
+  toml += "dir = \"" + (dir_ / "data").string() + "\"\n";
   append_lines(toml, config_.store);
   toml += "\n[auth]\nsecret = \"" + std::string(kSecret) + "\"\n";
   toml += "\n[thresholds]\n";

@@ -44,8 +44,9 @@ inline constexpr std::string_view kSecret = "integration-test-secret-0123456789"
 inline constexpr std::string_view kAllowedOrigin = "http://board.test";
 
 /// Config values a test changes: `key = value` lines (values as TOML writes them, e.g.
-/// {"max_message", "\"4KiB\""}) added to [server], [store] (after `kind` and `dir`, which it
-/// must not repeat), [thresholds] and [tracking]; `clock`, when not empty, makes a [clock].
+/// {"max_message", "\"4KiB\""}) added to [server], [store] (after `dir`, which it must not
+/// repeat; `kind` is "journal" unless given), [thresholds] and [tracking]; `clock`, when not
+/// empty, makes a [clock].
 struct DaemonConfig {
   Headers server;
   Headers thresholds;
