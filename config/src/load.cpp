@@ -532,8 +532,8 @@ class Reader {
   void read_store(const toml::table& t, Store& out) const {
     const std::string_view p = "store";
     check_keys(t, p,
-               {"kind", "dir", "url", "keyspace", "allow_unsafe_fsync", "location_retention",
-                "group_delay", "snapshot_every", "snapshot_interval"});
+               {"kind", "dir", "url", "keyspace", "allow_unsafe_fsync", "daemon_id", "lease_ttl",
+                "location_retention", "group_delay", "snapshot_every", "snapshot_interval"});
     if (auto v = string(t, p, "kind")) {
       if (*v != "journal" && *v != "redis") {
         fail(*t.get("kind"), join(p, "kind"), R"(expected "journal" or "redis", got )" + quote(*v));
@@ -563,6 +563,19 @@ class Reader {
       out.keyspace = *v;
     }
     if (auto v = boolean(t, p, "allow_unsafe_fsync")) out.allow_unsafe_fsync = *v;
+    if (auto v = string(t, p, "daemon_id")) {
+      if (v->empty() || v->size() > 128) {
+        fail(*t.get("daemon_id"), join(p, "daemon_id"), "must be 1-128 characters");
+      }
+      out.daemon_id = *v;
+    }
+    if (auto v = duration(t, p, "lease_ttl")) {
+      if (*v < std::chrono::seconds(1)) {
+        fail(*t.get("lease_ttl"), join(p, "lease_ttl"),
+             "must be at least 1s: it is renewed every third of it");
+      }
+      out.lease_ttl = *v;
+    }
     if (out.kind == "redis" && out.url.empty()) {
       fail(line_of(t), join(p, "url"), "required when kind = \"redis\"");
     }
@@ -1293,6 +1306,12 @@ std::string describe(const Settings& s) {
   }
   w.string("keyspace", s.store.keyspace);
   w.value("allow_unsafe_fsync", s.store.allow_unsafe_fsync ? "true" : "false");
+  if (s.store.daemon_id.empty()) {
+    w.comment("daemon_id: not set (the host name)");
+  } else {
+    w.string("daemon_id", s.store.daemon_id);
+  }
+  w.duration("lease_ttl", s.store.lease_ttl);
   w.duration("location_retention", s.store.location_retention);
   w.duration("group_delay", std::chrono::duration_cast<Duration>(s.store.group_delay));
   w.value("snapshot_every", std::to_string(s.store.snapshot_every));

@@ -1,5 +1,6 @@
 #include "run_command.hpp"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -142,6 +143,18 @@ std::unique_ptr<store::Log> open_redis(const config::Settings& settings) {
   redis_options.url = settings.store.url;
   redis_options.keyspace = settings.store.keyspace;
   redis_options.allow_unsafe_fsync = settings.store.allow_unsafe_fsync;
+  redis_options.daemon_id = settings.store.daemon_id;
+  if (redis_options.daemon_id.empty()) {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    redis_options.daemon_id = host;
+  }
+  redis_options.lease_ttl = settings.store.lease_ttl;
+  // Another daemon took the keyspace: stop as on SIGTERM (the store refuses every write
+  // meanwhile), exit 1, and let the supervisor start this one again as a standby.
+  redis_options.on_failed = [](const std::string&) { ::kill(::getpid(), SIGTERM); };
+  log::info("redis_store_opening",
+            {{"keyspace", settings.store.keyspace}, {"daemon", redis_options.daemon_id}});
   auto log = store::RedisLog::open(redis_options);
   log::info("redis_store", {{"stream", log->stream_key()}, {"last_seq", text(log->last_seq())}});
   return log;

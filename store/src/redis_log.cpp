@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <charconv>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -26,22 +27,21 @@ namespace {
 constexpr std::size_t kReplayBatch = 1000;
 
 /// Appends one record (KEYS[1] the stream; ARGV seq, t, v, ms, p) only if it follows the
-/// stream's last ever written ID (XINFO's last-generated-id, which XDEL does not move back):
-/// a pipelined write that failed (a read-only replica, NOREPLICAS, out of memory) can then
-/// never leave a gap that later records would hide. VISITD_HAVE: the record is already there
-/// (its answer was lost with a connection); VISITD_GAP: its predecessor is not.
+/// last record written (KEYS[3], a counter XDEL does not move back): a pipelined write that
+/// failed (a read-only replica, NOREPLICAS, out of memory) can then never leave a gap that
+/// later records would hide. VISITD_HAVE: the record is already there (its answer was lost
+/// with a connection); VISITD_GAP: its predecessor is not. KEYS[2] is the epoch key and
+/// ARGV[6] this daemon's epoch: a daemon whose lease another has taken since (VISITD_FENCED)
+/// can write nothing more. Only O(1) commands, so Redis spends little beyond the XADD.
 constexpr std::string_view kAppendScript = R"lua(
-local seq = tonumber(ARGV[1])
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local info = redis.call('XINFO', 'STREAM', KEYS[1])
-  for i = 1, #info, 2 do
-    if info[i] == 'last-generated-id' then
-      local top = tonumber(string.match(info[i + 1], '^(%d+)'))
-      if top >= seq then return redis.error_reply('VISITD_HAVE ' .. top) end
-      if top ~= seq - 1 then return redis.error_reply('VISITD_GAP ' .. top) end
-    end
-  end
+if redis.call('GET', KEYS[2]) ~= ARGV[6] then
+  return redis.error_reply('VISITD_FENCED epoch ' .. tostring(redis.call('GET', KEYS[2])))
 end
+local seq = tonumber(ARGV[1])
+local top = tonumber(redis.call('GET', KEYS[3]) or '0')
+if top >= seq then return redis.error_reply('VISITD_HAVE ' .. top) end
+if top ~= seq - 1 then return redis.error_reply('VISITD_GAP ' .. top) end
+redis.call('SET', KEYS[3], ARGV[1])
 return redis.call('XADD', KEYS[1], ARGV[1] .. '-0', 't', ARGV[2], 'v', ARGV[3], 'ms', ARGV[4],
                   'p', ARGV[5])
 )lua";
@@ -61,6 +61,34 @@ std::optional<std::int64_t> to_i64(std::string_view text) {
   if (ec != std::errc() || p != text.data() + text.size()) return std::nullopt;
   return v;
 }
+
+/// Takes the lease (KEYS[1]) for ARGV[1] for ARGV[2] ms if it is free or already this
+/// daemon's (a restart), and starts a new epoch (KEYS[2]), which fences every earlier owner.
+/// {1, epoch} when taken; {0, holder, ms left} when another daemon holds it.
+constexpr std::string_view kAcquireScript = R"lua(
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {1, redis.call('INCR', KEYS[2])}
+end
+return {0, holder, redis.call('PTTL', KEYS[1])}
+)lua";
+
+/// Renews the lease (KEYS[1]) of ARGV[1] for ARGV[2] ms; takes it back if it expired and no
+/// one took it since (the epoch KEYS[2] is still ARGV[3]). 1, or who holds it now.
+constexpr std::string_view kRenewScript = R"lua(
+local holder = redis.call('GET', KEYS[1])
+local epoch = redis.call('GET', KEYS[2])
+if holder == ARGV[1] and epoch == ARGV[3] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if holder == false and epoch == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 'held by ' .. (holder or 'nobody') .. ' at epoch ' .. (epoch or 'none')
+)lua";
 
 /// The seq in a stream entry ID "<seq>-0"; nothing for any other ID.
 std::optional<std::uint64_t> seq_of(std::string_view id) {
@@ -158,15 +186,20 @@ struct RedisLog::State {
         endpoint(std::move(e)),
         log_key("visitd:{" + options.keyspace + "}:log"),
         snapshot_key("visitd:{" + options.keyspace + "}:snapshot"),
+        lease_key("visitd:{" + options.keyspace + "}:lease"),
+        epoch_key("visitd:{" + options.keyspace + "}:epoch"),
+        seq_key("visitd:{" + options.keyspace + "}:seq"),
         sync(endpoint, options.command_timeout),
         work(net::make_work_guard(io)),
         retry_timer(io),
-        watchdog(io) {}
+        watchdog(io),
+        lease_timer(io) {}
 
   RedisOptions options;
   redis::Endpoint endpoint;
-  std::string log_key, snapshot_key;
+  std::string log_key, snapshot_key, lease_key, epoch_key, seq_key;
   std::string unsafe;
+  std::string epoch;  ///< this daemon's, as the epoch key holds it
 
   mutable std::mutex sync_mutex;
   mutable redis::SyncConnection sync;
@@ -175,7 +208,8 @@ struct RedisLog::State {
   // The append pipeline's thread and what only it touches.
   net::io_context io;
   net::executor_work_guard<net::io_context::executor_type> work;
-  net::steady_timer retry_timer, watchdog;
+  net::steady_timer retry_timer, watchdog, lease_timer;
+  std::chrono::steady_clock::time_point renewed{};  ///< the last renewal the server confirmed
   std::shared_ptr<redis::AsyncConnection> connection;
   std::uint64_t generation = 0;  ///< which connection a reply came on
   std::string script_sha;        ///< kAppendScript, loaded on the current connection
@@ -191,11 +225,13 @@ struct RedisLog::State {
   std::deque<Entry> queue;  ///< appended, not yet durable, in seq order
   std::size_t sent = 0;     ///< how many at the front are sent on the current connection
   std::uint64_t last = 0;
-  std::string outage;  ///< why nothing can be written now; empty when connected
+  std::string outage;        ///< why nothing can be written now; empty when connected
+  std::string failure_text;  ///< set once the lease is lost: nothing is written again
 
   std::atomic<std::uint64_t> durable{0};
   std::atomic<std::uint64_t> connections{0};
   std::atomic<bool> pump_posted{false};
+  std::atomic<bool> failed{false};
 
   // ---- the append pipeline (io thread) ---------------------------------------------------
 
@@ -210,7 +246,7 @@ struct RedisLog::State {
                         [this](const std::string& reason) { on_down(reason); });
   }
 
-  /// Connected: load the append script, learn where the stream ends, count what the server
+  /// Connected: load the append script, learn the last record written, count what the server
   /// already has as durable (its answer was lost with the old connection), send the rest.
   void on_connected() {
     connection->command({"SCRIPT", "LOAD", kAppendScript},
@@ -223,19 +259,15 @@ struct RedisLog::State {
                           script_sha = reply->text;
                         });
     connection->command(
-        {"XREVRANGE", log_key, "+", "-", "COUNT", "1"},
-        [this, generation = generation](const Reply* reply, std::string_view) {
+        {"GET", seq_key}, [this, generation = generation](const Reply* reply, std::string_view) {
           if (generation != this->generation) return;
           // Lost again, or the script was refused: on_down retries.
           if (reply == nullptr || !connection->connected() || script_sha.empty()) return;
           std::uint64_t top = 0;
-          try {
-            if (reply->kind != Reply::Kind::array) {
-              throw JournalError(log_key + ": XREVRANGE answered " + reply->describe());
-            }
-            if (!reply->elements.empty()) top = entry_seq(reply->elements[0], log_key);
-          } catch (const JournalError& e) {
-            connection->abort(e.what());
+          if (reply->kind == Reply::Kind::string) {
+            top = to_u64(reply->text).value_or(0);
+          } else if (reply->kind != Reply::Kind::nil) {
+            connection->abort(seq_key + ": GET answered " + reply->describe());
             return;
           }
           std::vector<std::pair<std::uint64_t, Durable>> done;
@@ -291,14 +323,15 @@ struct RedisLog::State {
   /// Sends every queued record not yet sent, pipelined.
   void pump() {
     pump_posted.store(false);
-    if (!connection || !connection->connected() || !synced) return;
+    if (!connection || !connection->connected() || !synced || failed.load()) return;
     const auto now = std::chrono::steady_clock::now();
     const std::lock_guard lock(mutex);
     for (; sent < queue.size(); ++sent) {
       Entry& e = queue[sent];
       e.sent_at = now;
       connection->command(
-          {"EVALSHA", script_sha, "1", log_key, e.seq_text, e.type, e.version, e.ms, e.payload},
+          {"EVALSHA", script_sha, "3", log_key, epoch_key, seq_key, e.seq_text, e.type, e.version,
+           e.ms, e.payload, epoch},
           [this, seq = e.seq, generation = generation](const Reply* reply, std::string_view) {
             if (generation == this->generation && reply != nullptr) {
               written(seq, *reply);
@@ -314,6 +347,11 @@ struct RedisLog::State {
       const std::string expected = std::to_string(seq) + "-0";
       const bool written = (reply.kind == Reply::Kind::string && reply.text == expected) ||
                            (reply.is_error() && reply.text.starts_with("VISITD_HAVE "));
+      if (reply.is_error() && reply.text.starts_with("VISITD_FENCED")) {
+        fail_later("another daemon has taken the lease on " + lease_key + " (" + reply.text +
+                   ", this daemon's was " + epoch + ")");
+        return;
+      }
       if (!written || queue.empty() || queue.front().seq != seq) {
         // Not written: an error (out of memory, a read-only replica, a stream ID the server
         // already has...). Reconnecting re-reads the stream's end and sends again.
@@ -331,6 +369,58 @@ struct RedisLog::State {
     backoff = kBackoffFirst;
     durable_cv.notify_all();
     if (callback) callback(seq, {});
+  }
+
+  /// The lease is lost: nothing more is written, what waits is told it never will be, and the
+  /// owner of the store hears of it (the daemon stops, to stand by). Posted, so that it
+  /// never runs inside a reply callback holding `mutex`.
+  void fail_later(std::string why) {
+    net::post(io, [this, why = std::move(why)] { fail(why); });
+  }
+  void fail(const std::string& why) {
+    std::deque<Entry> waiting;
+    {
+      const std::lock_guard lock(mutex);
+      if (failed.exchange(true)) return;
+      failure_text = why;
+      waiting.swap(queue);
+      sent = 0;
+    }
+    log::error("redis_lease_lost", {{"keyspace", options.keyspace}, {"why", why}});
+    durable_cv.notify_all();
+    for (auto& e : waiting) {
+      if (e.done) e.done(0, std::make_error_code(std::errc::operation_not_permitted));
+    }
+    if (connection) connection->abort("the lease is lost");
+    retry_timer.cancel();
+    lease_timer.cancel();
+    if (options.on_failed) options.on_failed(why);
+  }
+
+  /// Renews the lease every third of its time to live; a renewal the server refuses (the
+  /// lease expired and another daemon took it) fails the store.
+  void arm_lease() {
+    lease_timer.expires_after(options.lease_ttl / 3);
+    lease_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopping || failed.load()) return;
+      if (connection && connection->connected()) {
+        const std::string ttl = std::to_string(options.lease_ttl.count());
+        connection->command(
+            {"EVAL", kRenewScript, "2", lease_key, epoch_key, options.daemon_id, ttl, epoch},
+            [this](const Reply* reply, std::string_view) {
+              if (reply == nullptr) return;  // the connection went: retried next time
+              if (reply->kind == Reply::Kind::integer && reply->integer == 1) {
+                renewed = std::chrono::steady_clock::now();
+              } else if (reply->kind == Reply::Kind::string) {
+                fail("the lease on " + lease_key + " is " + reply->text + ", not this daemon's (" +
+                     options.daemon_id + " at epoch " + epoch + ")");
+              } else {
+                log::warn("redis_lease_renewal", {{"answer", reply->describe()}});
+              }
+            });
+      }
+      arm_lease();
+    });
   }
 
   /// Drops a connection whose oldest command (or connect) has waited too long.
@@ -370,6 +460,42 @@ struct RedisLog::State {
       throw JournalError(log_key + ": XREVRANGE answered " + r.describe());
     }
     return r.elements.empty() ? 0 : entry_seq(r.elements[0], log_key);
+  }
+
+  /// Blocks until this daemon holds the lease: at once when it is free or already ours (a
+  /// restart), else once the daemon holding it stops renewing it. Logs while it waits.
+  void acquire() {
+    const std::string ttl = std::to_string(options.lease_ttl.count());
+    auto said = std::chrono::steady_clock::time_point{};
+    for (;;) {
+      const Reply r =
+          run({"EVAL", kAcquireScript, "2", lease_key, epoch_key, options.daemon_id, ttl});
+      if (r.kind != Reply::Kind::array || r.elements.size() < 2 ||
+          r.elements[0].kind != Reply::Kind::integer) {
+        throw JournalError(lease_key + ": taking the lease answered " + r.describe());
+      }
+      if (r.elements[0].integer == 1) {
+        epoch = std::to_string(r.elements[1].integer);
+        renewed = std::chrono::steady_clock::now();
+        log::info(
+            "redis_lease",
+            {{"keyspace", options.keyspace}, {"daemon", options.daemon_id}, {"epoch", epoch}});
+        return;
+      }
+      const std::string holder = r.elements[1].text;
+      const long long left = r.elements.size() > 2 ? r.elements[2].integer : 0;
+      const auto now = std::chrono::steady_clock::now();
+      if (now - said > std::chrono::seconds(30)) {
+        log::info("redis_standby", {{"keyspace", options.keyspace},
+                                    {"held_by", holder},
+                                    {"expires_in_ms", std::to_string(left)}});
+        said = now;
+      }
+      const auto wait = std::clamp<std::chrono::milliseconds>(
+          std::chrono::milliseconds(left > 0 ? left : 50), std::chrono::milliseconds(50),
+          options.lease_ttl / 3);
+      std::this_thread::sleep_for(wait);
+    }
   }
 
   std::uint64_t snapshot_seq() const {
@@ -415,6 +541,7 @@ std::unique_ptr<RedisLog> RedisLog::open(RedisOptions options) {
       throw JournalError(server + ": " + s.log_key + " holds " + type.describe() +
                          ", not a stream");
     }
+    s.acquire();
     const std::uint64_t top = s.stream_top();
     const std::uint64_t snap = s.snapshot_seq();
     if (snap > top) {
@@ -429,10 +556,15 @@ std::unique_ptr<RedisLog> RedisLog::open(RedisOptions options) {
     }
     s.last = std::max(top, snap);
     s.durable.store(s.last);
+    // Where the append script continues from: this daemon holds the lease, so nothing else
+    // writes the stream now.
+    const Reply set = s.run({"SET", s.seq_key, std::to_string(s.last)});
+    if (set.is_error()) throw JournalError(server + ": SET " + s.seq_key + ": " + set.text);
   }
   s.thread = std::thread([&s] { s.io.run(); });
   net::post(s.io, [&s] {
     s.arm_watchdog();
+    s.arm_lease();
     s.connect();
   });
   return log;
@@ -447,6 +579,7 @@ RedisLog::~RedisLog() {
     s.stopping = true;
     s.retry_timer.cancel();
     s.watchdog.cancel();
+    s.lease_timer.cancel();
     s.connection.reset();
   });
   s.work.reset();
@@ -467,7 +600,12 @@ std::uint64_t RedisLog::append(RecordType type, std::uint8_t version, TimePoint 
   State& s = *state_;
   std::uint64_t seq = 0;
   {
-    const std::lock_guard lock(s.mutex);
+    std::unique_lock lock(s.mutex);
+    if (s.failed.load()) {
+      lock.unlock();
+      if (on_durable) on_durable(0, std::make_error_code(std::errc::operation_not_permitted));
+      return 0;
+    }
     seq = ++s.last;
     s.queue.push_back({seq, std::to_string(static_cast<unsigned>(type)),
                        std::to_string(static_cast<unsigned>(version)),
@@ -492,11 +630,23 @@ std::string RedisLog::unavailable() const {
 
 std::string RedisLog::unsafe() const { return state_->unsafe; }
 
+bool RedisLog::failed() const { return state_->failed.load(); }
+
+std::error_code RedisLog::failure() const {
+  return failed() ? std::make_error_code(std::errc::operation_not_permitted) : std::error_code();
+}
+
+std::string RedisLog::failure_text() const {
+  const std::lock_guard lock(state_->mutex);
+  return state_->failure_text + ": this daemon accepts no event; restart it to stand by";
+}
+
 void RedisLog::flush() {
   State& s = *state_;
   std::unique_lock lock(s.mutex);
   const std::uint64_t target = s.last;
-  s.durable_cv.wait_for(lock, s.options.flush_timeout, [&] { return s.durable.load() >= target; });
+  s.durable_cv.wait_for(lock, s.options.flush_timeout,
+                        [&] { return s.durable.load() >= target || s.failed.load(); });
 }
 
 void RedisLog::replay(std::uint64_t from, const std::function<void(const Record&)>& visit) const {
@@ -602,6 +752,47 @@ std::uint64_t RedisLog::compact(TimePoint drop_locations_before) {
     if (newer || r.elements.size() < kReplayBatch) break;
   }
   return dropped;
+}
+
+std::string redis_status(const RedisOptions& options) {
+  const redis::Endpoint endpoint = redis::parse_url(options.url);
+  redis::SyncConnection c(endpoint, options.command_timeout);
+  const std::string k = "visitd:{" + options.keyspace + "}:";
+  const auto text = [&](const Reply& r) { return r.kind == Reply::Kind::string ? r.text : ""; };
+  const Reply holder = c.command({"GET", k + "lease"});
+  const Reply ttl = c.command({"PTTL", k + "lease"});
+  const Reply epoch = c.command({"GET", k + "epoch"});
+  const Reply length = c.command({"XLEN", k + "log"});
+  const Reply last = c.command({"XREVRANGE", k + "log", "+", "-", "COUNT", "1"});
+  const Reply snap = c.command({"HGET", k + "snapshot", "seq"});
+  for (const Reply* r : {&holder, &ttl, &epoch, &length, &last, &snap}) {
+    if (r->is_error()) throw JournalError("Redis at " + endpoint.text() + ": " + r->describe());
+  }
+  std::string out = "keyspace  " + options.keyspace + " on Redis at " + endpoint.text() + "\n";
+  if (holder.kind == Reply::Kind::string) {
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.1f", double(ttl.integer) / 1000);
+    out += "owner     " + holder.text + " (epoch " + text(epoch) + "), lease expires in " +
+           seconds + " s unless renewed\n";
+  } else {
+    out += "owner     none: the lease is free (epoch " +
+           (epoch.kind == Reply::Kind::string ? epoch.text : std::string("none")) +
+           "); the next daemon to start takes it\n";
+  }
+  std::uint64_t last_seq = 0;
+  if (last.kind == Reply::Kind::array && !last.elements.empty()) {
+    last_seq = entry_seq(last.elements[0], k + "log");
+  }
+  out += "stream    " + k + "log: " + std::to_string(length.integer) + " entries, last seq " +
+         std::to_string(last_seq) + "\n";
+  if (snap.kind == Reply::Kind::string) {
+    const auto covered = to_u64(snap.text).value_or(0);
+    out += "snapshot  covers seq " + snap.text + "; a daemon taking over replays " +
+           std::to_string(last_seq > covered ? last_seq - covered : 0) + " records after it\n";
+  } else {
+    out += "snapshot  none yet; a daemon taking over replays the whole stream\n";
+  }
+  return out;
 }
 
 const std::string& RedisLog::stream_key() const { return state_->log_key; }

@@ -136,12 +136,16 @@ HttpResponse http(unsigned short port, std::string_view method, std::string_view
 // ---------------------------------------------------------------------------------------
 // Daemon
 
-Daemon::Daemon(DaemonConfig config) : config_(std::move(config)) {
+Daemon::Daemon(DaemonConfig config, bool wait) : config_(std::move(config)) {
   std::string pattern = (std::filesystem::temp_directory_path() / "visitd-it-XXXXXX").string();
   if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   dir_ = pattern;
   write_config();
-  start();
+  if (wait) {
+    start();
+  } else {
+    spawn();
+  }
 }
 
 Daemon::~Daemon() {
@@ -181,12 +185,17 @@ void Daemon::write_config() const {
 }
 
 void Daemon::start() {
+  spawn();
+  wait_listening(kStartTimeout);
+}
+
+void Daemon::spawn() {
   if (running()) throw std::logic_error("the daemon is already running");
   const std::filesystem::path log_path = dir_ / "visitd.log";
   std::error_code ec;
-  const std::size_t log_from = std::filesystem::exists(log_path, ec)
-                                   ? std::size_t(std::filesystem::file_size(log_path, ec))
-                                   : 0;
+  log_from_ = std::filesystem::exists(log_path, ec)
+                  ? std::size_t(std::filesystem::file_size(log_path, ec))
+                  : 0;
   const std::string config = (dir_ / "visitd.toml").string();
   const pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
@@ -199,9 +208,13 @@ void Daemon::start() {
     ::_exit(127);
   }
   pid_ = pid;
-  const auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
+}
+
+void Daemon::wait_listening(std::chrono::milliseconds timeout) {
+  const std::filesystem::path log_path = dir_ / "visitd.log";
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (const auto port = listening_port(read_file(log_path), log_from)) {
+    if (const auto port = listening_port(read_file(log_path), log_from_)) {
       port_ = *port;
       return;
     }
@@ -213,7 +226,8 @@ void Daemon::start() {
     std::this_thread::sleep_for(10ms);
   }
   kill9();
-  throw std::runtime_error("visitd did not listen within 10 s; its log:\n" + log());
+  throw std::runtime_error("visitd did not listen within " + std::to_string(timeout.count()) +
+                           " ms; its log:\n" + log());
 }
 
 int Daemon::stop(std::chrono::milliseconds grace) {

@@ -4,10 +4,13 @@
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <cstdio>
+#include <set>
 #include <thread>
 
 #include "../support/redis_server.hpp"
 #include "daemon_fixture.hpp"
+#include "receiver.hpp"
 
 using namespace visitd::test;
 using visitd::websocket::Role;
@@ -29,6 +32,18 @@ HttpResponse readyz_when(const Daemon& d, unsigned status, std::chrono::millisec
     if (r.status == status || std::chrono::steady_clock::now() > deadline) return r;
     std::this_thread::sleep_for(50ms);
   }
+}
+
+/// What `visitd status --config FILE` prints.
+std::string status_of(const std::filesystem::path& config) {
+  const std::string command = std::string(VISITD_BINARY) + " status --config " + config.string();
+  std::string out;
+  if (FILE* p = ::popen(command.c_str(), "r")) {
+    char buf[512];
+    while (std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
+    ::pclose(p);
+  }
+  return out;
 }
 
 }  // namespace
@@ -124,4 +139,90 @@ TEST_CASE("A Redis that does not fsync every write is refused, or allowed with a
   CHECK(ready.status == 200);
   CHECK_THAT(str(ready.json(), "warning"), Catch::Contains("may lose acknowledged events"));
   CHECK(sample(d.http("GET", "/metrics").body, "visitd_store_unsafe_fsync") == 1);
+}
+
+TEST_CASE(
+    "Two daemons on one keyspace: when the owner is killed the standby takes over within the "
+    "lease, with every acked event, fires what falls due, and pages nobody twice",
+    "[redis]") {
+  RedisServer redis;
+  Receiver hook;
+  const auto config_for = [&](const char* id) {
+    DaemonConfig c = on_redis(redis);
+    c.store.push_back({"daemon_id", std::string("\"") + id + "\""});
+    c.store.push_back({"lease_ttl", "\"1s\""});
+    c.thresholds = {{"late_after", "\"2s\""}, {"missed_after", "\"1h\""}};
+    c.tables = "[[receivers]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"" + hook.url() +
+               "/hook\"\n[escalation]\ngroup_wait = \"0s\"\n"
+               "warning = [ { after = \"0s\", notify = [\"hook\"] } ]\n";
+    return c;
+  };
+  Daemon a(config_for("daemon-a"));
+  // V1 is late at once and pages; V2 falls due 6 s from now, after the owner is gone; V3's
+  // carer checks in a minute early (no alert, no page).
+  a.import_rota("B1", rota_csv({visit("V1", "C1", now() - 1min), visit("V2", "C2", now() + 4s),
+                                visit("V3", "C3", now() + 1min)}));
+  REQUIRE(hook.wait_for(1, 15s).size() == 1);
+
+  Daemon b(config_for("daemon-b"), /*wait=*/false);
+  {
+    WsClient phone = WsClient::with_token(a.port(), "/ws/carer", token(Role::carer, "C3"));
+    REQUIRE(str(phone.next(), "type") == "rota");
+    phone.send_text(check_in("in-V3", "V3"));
+    REQUIRE(str(phone.next(), "status") == "accepted");
+  }
+  const auto standing_by = std::chrono::steady_clock::now() + 5s;
+  while (a.log().find("redis_lease") == std::string::npos ||
+         b.log().find("redis_standby") == std::string::npos) {
+    REQUIRE(std::chrono::steady_clock::now() < standing_by);
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK_THAT(b.log(), Catch::Contains("held_by=daemon-a"));
+  CHECK_THAT(status_of(a.dir() / "visitd.toml"), Catch::Contains("owner     daemon-a (epoch 1)"));
+
+  const auto killed = std::chrono::steady_clock::now();
+  a.kill9();
+  b.wait_listening(15s);
+  const auto took = std::chrono::steady_clock::now() - killed;
+  INFO("takeover took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                        << " ms");
+  CHECK(took < 1s + 3s);  // the lease, then the replay and start-up
+  CHECK_THAT(status_of(b.dir() / "visitd.toml"), Catch::Contains("owner     daemon-b (epoch 2)"));
+
+  // The acked check-in is there; V2's late alert fires on the new owner and pages; V1's page
+  // is not sent again.
+  const std::string admin = token(Role::admin, "root", {"*"});
+  CHECK(str(b.api("GET", "/api/visits/V3", admin).json(), "state") == "in_progress");
+  const auto pages = hook.wait_for(2, 15s);
+  REQUIRE(pages.size() == 2);
+  std::this_thread::sleep_for(2500ms);
+  const auto all = hook.received();
+  std::multiset<std::string> visits;
+  for (const auto& page : all) {
+    const json::value body = page.json();
+    for (const auto& alert : body.at("alerts").as_array()) visits.insert(str(alert, "visit"));
+  }
+  CHECK(visits == std::multiset<std::string>{"V1", "V2"});
+  CHECK(all[0].idempotency_key != all[1].idempotency_key);
+}
+
+TEST_CASE("A daemon whose lease another took stops writing and exits", "[redis]") {
+  RedisServer redis;
+  DaemonConfig config = on_redis(redis);
+  config.store.push_back({"daemon_id", "\"first\""});
+  config.store.push_back({"lease_ttl", "\"1s\""});
+  Daemon d(config);
+  d.import_rota("B1", rota_csv({visit("V1", "C1", today_at(-5min))}));
+  // As if it had been paused past its lease and another daemon had taken over.
+  REQUIRE(redis.command("SET visitd:{agency}:lease other") == "+OK\r\n");
+  REQUIRE(redis.command("INCR visitd:{agency}:epoch").rfind(":", 0) == 0);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (d.log().find("stopped") == std::string::npos) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK_THAT(d.log(), Catch::Contains("redis_lease_lost"));
+  CHECK(d.stop() == 1);
+  // Nothing it decided after losing the lease reached the stream: the epoch fenced it.
+  CHECK(redis.command("XLEN visitd:{agency}:log") == ":2\r\n");  // settings + the import
 }

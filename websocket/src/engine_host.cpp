@@ -113,10 +113,7 @@ bool EngineHost::ready() const {
 }
 
 std::string EngineHost::not_ready_reason() const {
-  if (failed_.load()) {
-    return "the journal failed (" + journal_.failure().message() +
-           "): no event is accepted; restart visitd once the disk is fixed";
-  }
+  if (failed_.load()) return journal_.failure_text();
   if (closed_.load()) return "shutting down";
   if (auto outage = journal_.unavailable(); !outage.empty()) {
     return outage + ": no event is acknowledged until it is back";

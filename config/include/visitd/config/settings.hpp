@@ -173,6 +173,12 @@ struct Store {
   /// warned about loudly and shown in /readyz and a metric, because an acknowledged event
   /// may then be lost when Redis itself crashes.
   bool allow_unsafe_fsync = false;
+  /// Redis only: who this daemon is in the keyspace's lease (empty: the host name). Two
+  /// daemons sharing a keyspace need different ids; a restart keeps its id.
+  std::string daemon_id;
+  /// Redis only: how long the lease lasts unless renewed: a standby takes over this long
+  /// after the owner died.
+  Duration lease_ttl = 10s;
   Duration location_retention = 24h * 30;
   std::chrono::microseconds group_delay{1000};  ///< the journal's group commit window (ms steps)
   std::uint64_t snapshot_every = 100'000;       ///< a snapshot after this many records...

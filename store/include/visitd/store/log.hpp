@@ -68,6 +68,11 @@ class Log {
   /// The store failed for good (an fsync failed): stop, fail /readyz, never ack again.
   virtual bool failed() const = 0;
   virtual std::error_code failure() const = 0;
+  /// What failed() means, as a sentence for /readyz and refusals.
+  virtual std::string failure_text() const {
+    return "the journal failed (" + failure().message() +
+           "): no event is accepted; restart visitd once the disk is fixed";
+  }
   /// Why records cannot be made durable just now although the store has not failed (the
   /// Redis server is unreachable: appends wait and are written when it returns); empty when
   /// they can. /readyz fails meanwhile.

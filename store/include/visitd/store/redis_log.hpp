@@ -6,6 +6,9 @@
 //   visitd:{K}:log       a Stream, one entry per record: ID "<seq>-0", fields
 //                        t (type), v (payload version), ms (time, ms since the epoch), p (payload)
 //   visitd:{K}:snapshot  a Hash: seq (the last record it covers), crc (crc32c of bytes), bytes
+//   visitd:{K}:seq       the seq of the last record written (the append script's check)
+//   visitd:{K}:lease     the daemon that owns the keyspace (SET PX), see Ownership
+//   visitd:{K}:epoch     incremented by each new owner: the fencing token
 // where K is `[store] keyspace` ("agency" by default).
 //
 // Durability: a record is durable when the server has answered its XADD (made by a small
@@ -23,12 +26,20 @@
 // in memory in order, and reconnection is retried with backoff (100 ms doubling to 5 s).
 // A command not answered within `command_timeout` drops the connection (and so retries).
 //
+// Ownership: one daemon writes a keyspace at a time. open() takes the lease
+// visitd:{K}:lease (SET PX lease_ttl, renewed every third of it), waiting while another
+// daemon holds it (a standby), and bumps visitd:{K}:epoch; every append checks the epoch,
+// so a daemon whose lease lapsed and was taken (paused, partitioned) can write nothing more:
+// its store fails (failed(), on_failed) and the daemon stops. A restart under the same
+// daemon_id takes its own lease back at once.
+//
 // Compaction XDELs location records covered by the snapshot and older than the retention.
 //
 // Thread-safety: as Log. Start-up work (open, replay) and snapshots use a second, blocking
 // connection, guarded by a mutex.
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -42,6 +53,11 @@ struct RedisOptions {
   bool allow_unsafe_fsync = false;
   std::chrono::milliseconds command_timeout{2000};  ///< also the connect timeout
   std::chrono::milliseconds flush_timeout{10000};   ///< flush() gives up after this outage
+  /// Who this daemon is in the lease; a restart with the same id takes its lease back at once.
+  std::string daemon_id = "visitd";
+  std::chrono::milliseconds lease_ttl{10000};  ///< renewed every third of it
+  /// Called (on the store's thread) when the lease is lost and the store has failed.
+  std::function<void(const std::string& why)> on_failed;
 };
 
 class RedisLog final : public Log {
@@ -56,8 +72,10 @@ class RedisLog final : public Log {
                        std::string_view payload, Durable on_durable) override;
   std::uint64_t last_seq() const override;
   std::uint64_t durable_seq() const override;
-  bool failed() const override { return false; }  ///< Redis outages are waited out
-  std::error_code failure() const override { return {}; }
+  /// Outages are waited out; the store fails only when another daemon took its lease.
+  bool failed() const override;
+  std::error_code failure() const override;
+  std::string failure_text() const override;
   std::string unavailable() const override;
   std::string unsafe() const override;
   void flush() override;
@@ -75,5 +93,9 @@ class RedisLog final : public Log {
   struct State;
   std::unique_ptr<State> state_;
 };
+
+/// `visitd status`: who holds the keyspace's lease (epoch, expiry), where the stream ends,
+/// what the snapshot covers. Reads only; throws JournalError when the server cannot be read.
+std::string redis_status(const RedisOptions& options);
 
 }  // namespace visitd::store
