@@ -274,8 +274,8 @@ struct RedisLog::State {
           {
             const std::lock_guard lock(mutex);
             if (top > last) {
-              connection->abort(log_key + " ends at seq " + std::to_string(top) +
-                                ", past this daemon's last record " + std::to_string(last) +
+              connection->abort(seq_key + " says record " + std::to_string(top) +
+                                " was written, past this daemon's last, " + std::to_string(last) +
                                 ": another writer is using this keyspace");
               return;
             }
@@ -312,7 +312,7 @@ struct RedisLog::State {
       }
       outage = "Redis at " + endpoint.text() + " cannot take writes (" + reason + ")";
     }
-    if (stopping) return;
+    if (stopping || failed.load()) return;  // a failed store never writes again
     retry_timer.expires_after(backoff);
     backoff = std::min<std::chrono::milliseconds>(backoff * 2, kBackoffMax);
     retry_timer.async_wait([this](const boost::system::error_code& ec) {
