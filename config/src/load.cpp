@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -375,6 +376,14 @@ class Reader {
     wrong_type(*n, join(path, key), "a string");
   }
 
+  [[nodiscard]] std::optional<bool> boolean(const toml::table& t, std::string_view path,
+                                            std::string_view key) const {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return std::nullopt;
+    if (const auto* b = n->as_boolean()) return b->get();
+    wrong_type(*n, join(path, key), "a boolean (true or false)");
+  }
+
   [[nodiscard]] std::string required_string(const toml::table& t, std::string_view path,
                                             std::string_view key) const {
     auto s = string(t, path, key);
@@ -523,8 +532,8 @@ class Reader {
   void read_store(const toml::table& t, Store& out) const {
     const std::string_view p = "store";
     check_keys(t, p,
-               {"kind", "dir", "url", "location_retention", "group_delay", "snapshot_every",
-                "snapshot_interval"});
+               {"kind", "dir", "url", "keyspace", "allow_unsafe_fsync", "daemon_id", "lease_ttl",
+                "location_retention", "group_delay", "snapshot_every", "snapshot_interval"});
     if (auto v = string(t, p, "kind")) {
       if (*v != "journal" && *v != "redis") {
         fail(*t.get("kind"), join(p, "kind"), R"(expected "journal" or "redis", got )" + quote(*v));
@@ -541,6 +550,31 @@ class Reader {
              "expected a redis:// URL, e.g. \"redis://127.0.0.1:6379\"");
       }
       out.url = *v;
+    }
+    if (auto v = string(t, p, "keyspace")) {
+      const bool ok =
+          !v->empty() && v->size() <= 64 && std::all_of(v->begin(), v->end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+          });
+      if (!ok) {
+        fail(*t.get("keyspace"), join(p, "keyspace"),
+             "expected 1-64 letters, digits, '_' or '-', got " + quote(*v));
+      }
+      out.keyspace = *v;
+    }
+    if (auto v = boolean(t, p, "allow_unsafe_fsync")) out.allow_unsafe_fsync = *v;
+    if (auto v = string(t, p, "daemon_id")) {
+      if (v->empty() || v->size() > 128) {
+        fail(*t.get("daemon_id"), join(p, "daemon_id"), "must be 1-128 characters");
+      }
+      out.daemon_id = *v;
+    }
+    if (auto v = duration(t, p, "lease_ttl")) {
+      if (*v < std::chrono::seconds(1)) {
+        fail(*t.get("lease_ttl"), join(p, "lease_ttl"),
+             "must be at least 1s: it is renewed every third of it");
+      }
+      out.lease_ttl = *v;
     }
     if (out.kind == "redis" && out.url.empty()) {
       fail(line_of(t), join(p, "url"), "required when kind = \"redis\"");
@@ -1262,8 +1296,22 @@ std::string describe(const Settings& s) {
   if (s.store.url.empty()) {
     w.comment("url: not set (only used with kind = \"redis\")");
   } else {
-    w.string("url", s.store.url);
+    // A password in the URL is a secret: shown redacted, like the auth secret.
+    std::string url = s.store.url;
+    if (const auto at = url.rfind('@'); at != std::string::npos) {
+      url.replace(std::string_view("redis://").size(), at - std::string_view("redis://").size(),
+                  "(redacted)");
+    }
+    w.string("url", url);
   }
+  w.string("keyspace", s.store.keyspace);
+  w.value("allow_unsafe_fsync", s.store.allow_unsafe_fsync ? "true" : "false");
+  if (s.store.daemon_id.empty()) {
+    w.comment("daemon_id: not set (the host name)");
+  } else {
+    w.string("daemon_id", s.store.daemon_id);
+  }
+  w.duration("lease_ttl", s.store.lease_ttl);
   w.duration("location_retention", s.store.location_retention);
   w.duration("group_delay", std::chrono::duration_cast<Duration>(s.store.group_delay));
   w.value("snapshot_every", std::to_string(s.store.snapshot_every));

@@ -14,6 +14,7 @@
 #include "visitd/config/load.hpp"
 #include "visitd/core/error.hpp"
 #include "visitd/store/journal.hpp"
+#include "visitd/store/redis_log.hpp"
 
 namespace {
 
@@ -27,6 +28,9 @@ Usage:
                              or every error with file:line and key; exit 1 on error.
   visitd journal inspect DIR Print the journal in data directory DIR: segments, record
                              counts, first/last sequence, snapshots and any damage.
+  visitd status --config FILE
+                             With [store] kind = "redis": which daemon owns the keyspace,
+                             its epoch and lease expiry, the stream's end and the snapshot.
   visitd token --config FILE --role R --sub ID [--branches a,b] [--ttl 12h] [--name N]
                              Print a signed access token (HS256 JWT) for a user or carer.
   visitd --version           Print the version.
@@ -60,6 +64,46 @@ int journal(const std::vector<std::string_view>& args) {
   }
   try {
     std::fputs(visitd::store::inspect(std::string(args[1])).c_str(), stdout);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "visitd: %s\n", e.what());
+    return 1;
+  }
+}
+
+constexpr const char* kStatusUsage = R"(Usage: visitd status --config FILE
+
+For a Redis store ([store] kind = "redis" in FILE): connects to [store] url and prints
+which daemon holds the keyspace's lease, at which epoch and for how much longer, where
+the record stream ends, and which record the snapshot covers (what a daemon taking over
+would replay). Changes nothing. Exit status 1 if the server cannot be read.
+)";
+
+int status(const std::vector<std::string_view>& args) {
+  if (args.size() == 1 && (args[0] == "--help" || args[0] == "-h")) {
+    std::fputs(kStatusUsage, stdout);
+    return 0;
+  }
+  std::string file;
+  if (args.size() == 2 && args[0] == "--config") {
+    file = args[1];
+  } else if (args.size() == 1 && args[0].starts_with("--config=")) {
+    file = args[0].substr(9);
+  } else {
+    std::fputs(kStatusUsage, stderr);
+    return 2;
+  }
+  try {
+    const auto settings = visitd::config::load_file(file);
+    if (settings.store.kind != "redis") {
+      std::fprintf(stderr, "visitd: %s uses the journal in %s: see `visitd journal inspect %s`\n",
+                   file.c_str(), settings.store.dir.c_str(), settings.store.dir.c_str());
+      return 1;
+    }
+    visitd::store::RedisOptions options;
+    options.url = settings.store.url;
+    options.keyspace = settings.store.keyspace;
+    std::fputs(visitd::store::redis_status(options).c_str(), stdout);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "visitd: %s\n", e.what());
@@ -103,6 +147,7 @@ int main(int argc, char** argv) {
   if (command == "run") return visitd::daemon::run_command(args);
   if (command == "check-config") return check_config(args);
   if (command == "journal") return journal(args);
+  if (command == "status") return status(args);
   if (command == "token") return visitd::daemon::token_command(args);
   std::fprintf(stderr, "visitd: unknown command '%.*s'; see visitd --help\n", int(command.size()),
                command.data());

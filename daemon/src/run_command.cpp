@@ -1,5 +1,6 @@
 #include "run_command.hpp"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -19,6 +20,7 @@
 #include "visitd/core/log.hpp"
 #include "visitd/store/engine_journal.hpp"
 #include "visitd/store/journal.hpp"
+#include "visitd/store/redis_log.hpp"
 #include "visitd/websocket/engine_host.hpp"
 #include "visitd/websocket/metrics.hpp"
 #include "visitd/websocket/server.hpp"
@@ -30,9 +32,10 @@ const char* const kRunUsage =
     R"(Usage: visitd run --config FILE [--salvage] [--log-format text|json]
 
 Runs the daemon: reads FILE (see `visitd check-config`), opens the journal in [store] dir
-(recovering a torn tail, which it reports), rebuilds the state from the newest snapshot and
-the journal after it, fires the deadlines that fell due while it was down, then listens on
-[server] listen for the carer and board WebSockets and the HTTP API.
+(recovering a torn tail, which it reports) or, with [store] kind = "redis", the Redis stream
+at [store] url (refusing a server that does not fsync every write), rebuilds the state from
+the newest snapshot and the records after it, fires the deadlines that fell due while it was
+down, then listens on [server] listen for the carer and board WebSockets and the HTTP API.
 
 Options:
   --config FILE       The TOML config file (required).
@@ -105,6 +108,58 @@ std::string rate_text(double rate) {
   return buf;
 }
 
+/// The embedded journal in [store] dir, recovered (a torn tail cut, reported).
+std::unique_ptr<store::Log> open_journal(const config::Settings& settings,
+                                         const RunOptions& options, websocket::Metrics& metrics) {
+  store::JournalOptions journal_options;
+  journal_options.dir = settings.store.dir;
+  journal_options.group_delay = settings.store.group_delay;
+  journal_options.salvage = options.salvage;
+  // Times each group commit's fdatasync for the metrics; the journal still decides what a
+  // failure means (it stops, and nothing more is acknowledged).
+  journal_options.sync_hook = [&metrics](int fd) {
+    const auto start = std::chrono::steady_clock::now();
+    const int result = ::fdatasync(fd) == 0 ? 0 : errno;
+    metrics.observe_fsync(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return result;
+  };
+  store::RecoveryReport report;
+  auto journal = store::Journal::open(journal_options, &report);
+  for (const auto& note : report.notes) log::warn("journal_recovery", {{"note", note}});
+  if (report.truncated_bytes > 0) {
+    log::warn("journal_torn_tail", {{"truncated_bytes", text(report.truncated_bytes)},
+                                    {"after_seq", text(report.truncated_after_seq)}});
+  }
+  if (report.salvaged_dropped_bytes > 0) {
+    log::warn("journal_salvaged", {{"dropped_bytes", text(report.salvaged_dropped_bytes)}});
+  }
+  return journal;
+}
+
+/// The Redis store at [store] url (its persistence checked; see redis_log.hpp).
+std::unique_ptr<store::Log> open_redis(const config::Settings& settings) {
+  store::RedisOptions redis_options;
+  redis_options.url = settings.store.url;
+  redis_options.keyspace = settings.store.keyspace;
+  redis_options.allow_unsafe_fsync = settings.store.allow_unsafe_fsync;
+  redis_options.daemon_id = settings.store.daemon_id;
+  if (redis_options.daemon_id.empty()) {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    redis_options.daemon_id = host;
+  }
+  redis_options.lease_ttl = settings.store.lease_ttl;
+  // Another daemon took the keyspace: stop as on SIGTERM (the store refuses every write
+  // meanwhile), exit 1, and let the supervisor start this one again as a standby.
+  redis_options.on_failed = [](const std::string&) { ::kill(::getpid(), SIGTERM); };
+  log::info("redis_store_opening",
+            {{"keyspace", settings.store.keyspace}, {"daemon", redis_options.daemon_id}});
+  auto log = store::RedisLog::open(redis_options);
+  log::info("redis_store", {{"stream", log->stream_key()}, {"last_seq", text(log->last_seq())}});
+  return log;
+}
+
 }  // namespace
 
 namespace {
@@ -160,14 +215,6 @@ int run_command(const std::vector<std::string_view>& args) {
                                   {"error", "[auth] secret or secret_file is required to run"}});
     return 1;
   }
-  if (settings.store.kind != "journal") {
-    log::error("config_refused",
-               {{"file", options.config},
-                {"error", "[store] kind = \"" + settings.store.kind +
-                              "\" is not available in this build; use \"journal\""}});
-    return 1;
-  }
-
   // Tokens are checked against real time (the server's clock); the tracking runs on the
   // demo clock when [clock] configures one.
   SystemClock real_clock;
@@ -188,38 +235,17 @@ int run_command(const std::vector<std::string_view>& args) {
   const Clock& clock = demo_clock ? static_cast<const Clock&>(*demo_clock) : real_clock;
   websocket::Metrics metrics;
 
-  store::JournalOptions journal_options;
-  journal_options.dir = settings.store.dir;
-  journal_options.group_delay = settings.store.group_delay;
-  journal_options.salvage = options.salvage;
-  // Times each group commit's fdatasync for the metrics; the journal still decides what a
-  // failure means (it stops, and nothing more is acknowledged).
-  journal_options.sync_hook = [&metrics](int fd) {
-    const auto start = std::chrono::steady_clock::now();
-    const int result = ::fdatasync(fd) == 0 ? 0 : errno;
-    metrics.observe_fsync(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    return result;
-  };
-
-  std::unique_ptr<store::Journal> journal;
+  std::unique_ptr<store::Log> journal;
   store::Recovered recovered;
+  const bool on_redis = settings.store.kind == "redis";
+  const std::string where = on_redis ? "redis" : settings.store.dir;
   try {
-    store::RecoveryReport report;
-    journal = store::Journal::open(journal_options, &report);
-    for (const auto& note : report.notes) log::warn("journal_recovery", {{"note", note}});
-    if (report.truncated_bytes > 0) {
-      log::warn("journal_torn_tail", {{"truncated_bytes", text(report.truncated_bytes)},
-                                      {"after_seq", text(report.truncated_after_seq)}});
-    }
-    if (report.salvaged_dropped_bytes > 0) {
-      log::warn("journal_salvaged", {{"dropped_bytes", text(report.salvaged_dropped_bytes)}});
-    }
+    journal = on_redis ? open_redis(settings) : open_journal(settings, options, metrics);
     const auto started = std::chrono::steady_clock::now();
     recovered = store::recover(settings, *journal, clock.now());
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    log::info("recovered", {{"dir", settings.store.dir},
+    log::info("recovered", {{"store", where},
                             {"snapshot_seq", text(recovered.snapshot_seq)},
                             {"replayed", text(recovered.replayed)},
                             {"last_seq", text(recovered.last_seq)},
@@ -232,7 +258,7 @@ int run_command(const std::vector<std::string_view>& args) {
                   "change (a branch removed, thresholds)?"}});
     }
   } catch (const std::exception& e) {
-    log::error("journal_refused", {{"dir", settings.store.dir}, {"error", e.what()}});
+    log::error("journal_refused", {{"store", where}, {"error", e.what()}});
     return 1;
   }
 

@@ -41,7 +41,7 @@ std::shared_ptr<const config::Settings> read_settings(std::string_view text,
 
 }  // namespace
 
-Recovered recover(const config::Settings& settings, const Journal& journal, TimePoint origin) {
+Recovered recover(const config::Settings& settings, const Log& journal, TimePoint origin) {
   Recovered out;
   if (auto snap = journal.latest_snapshot()) {
     const SnapshotParts parts = split(snap->bytes, snap->seq);
@@ -95,8 +95,8 @@ Recovered recover(const config::Settings& settings, const Journal& journal, Time
   return out;
 }
 
-std::uint64_t record(Journal& journal, const rota::Command& command, TimePoint now,
-                     Journal::Durable on_durable) {
+std::uint64_t record(Log& journal, const rota::Command& command, TimePoint now,
+                     Log::Durable on_durable) {
   // One buffer per thread: the per-event path allocates nothing once warm.
   thread_local std::string payload;
   payload.clear();
@@ -105,13 +105,13 @@ std::uint64_t record(Journal& journal, const rota::Command& command, TimePoint n
   return journal.append(type, rota::kCommandCodecVersion, now, payload, std::move(on_durable));
 }
 
-std::uint64_t record_settings(Journal& journal, const rota::Engine& engine, TimePoint now,
-                              Journal::Durable on_durable) {
+std::uint64_t record_settings(Log& journal, const rota::Engine& engine, TimePoint now,
+                              Log::Durable on_durable) {
   return journal.append(RecordType::settings, 1, now, config::describe_tracking(engine.settings()),
                         std::move(on_durable));
 }
 
-std::uint64_t snapshot(Journal& journal, const rota::Engine& engine) {
+std::uint64_t snapshot(Log& journal, const rota::Engine& engine) {
   const std::uint64_t seq = journal.last_seq();
   journal.flush();
   if (journal.failed() || journal.durable_seq() < seq) return 0;
@@ -132,18 +132,18 @@ std::string snapshot_bytes(const rota::Engine& engine) {
 
 namespace visitd::store {
 
-std::uint64_t record_notice(Journal& journal, const alerts::Notice& notice, TimePoint now,
-                            Journal::Durable on_durable) {
+std::uint64_t record_notice(Log& journal, const alerts::Notice& notice, TimePoint now,
+                            Log::Durable on_durable) {
   return journal.append(RecordType::outbox, 1, now, alerts::encode(notice), std::move(on_durable));
 }
 
-std::uint64_t record_delivery(Journal& journal, const alerts::DeliveryRecord& delivery,
-                              TimePoint now, Journal::Durable on_durable) {
+std::uint64_t record_delivery(Log& journal, const alerts::DeliveryRecord& delivery,
+                              TimePoint now, Log::Durable on_durable) {
   return journal.append(RecordType::delivery, 1, now, alerts::encode(delivery),
                         std::move(on_durable));
 }
 
-std::vector<alerts::Notice> read_outbox(const Journal& journal,
+std::vector<alerts::Notice> read_outbox(const Log& journal,
                                         const std::function<void(const alerts::Notice&)>& decided) {
   std::map<std::uint64_t, alerts::Notice> owed;  // by seq: the order they were decided
   std::unordered_map<std::string, std::uint64_t> owed_ids;

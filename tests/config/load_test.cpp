@@ -631,6 +631,27 @@ TEST_CASE("The store is checked when loading") {
   CHECK(refusal("[store]\nkind = \"redis\"\nurl = \"http://x\"\n").key == "store.url");
   CHECK(refusal("[store]\nkind = \"sqlite\"\n").key == "store.kind");
   CHECK(refusal("[store]\nlocation_retention = \"0s\"\n").key == "store.location_retention");
+
+  // Redis' own keys: the keyspace in the key names, and the explicit opt-out of fsync.
+  CHECK(s.store.keyspace == "agency");
+  CHECK_FALSE(s.store.allow_unsafe_fsync);
+  const Settings t = load_string(
+      "[store]\nkind = \"redis\"\nurl = \"redis://app:s3cret@10.0.0.5/2\"\nkeyspace = "
+      "\"north-1\"\nallow_unsafe_fsync = true\n");
+  CHECK(t.store.keyspace == "north-1");
+  CHECK(t.store.allow_unsafe_fsync);
+  const auto braces = refusal("[store]\nkeyspace = \"a}b\"\n");
+  CHECK(braces.key == "store.keyspace");
+  CHECK(braces.line == 2);
+  CHECK(refusal("[store]\nkeyspace = \"\"\n").key == "store.keyspace");
+  const auto not_bool = refusal("[store]\nallow_unsafe_fsync = \"yes\"\n");
+  CHECK(not_bool.key == "store.allow_unsafe_fsync");
+  CHECK_THAT(not_bool.what, Catch::Contains("a boolean"));
+  // check-config shows the URL without its password, and reads back the same settings.
+  const std::string text = describe(t);
+  CHECK_THAT(text, !Catch::Contains("s3cret"));
+  CHECK_THAT(text, Catch::Contains("redis://(redacted)@10.0.0.5/2"));
+  CHECK(load_string(describe(s)).store == s.store);
 }
 
 TEST_CASE("The listen address and origins are checked when loading") {

@@ -136,12 +136,16 @@ HttpResponse http(unsigned short port, std::string_view method, std::string_view
 // ---------------------------------------------------------------------------------------
 // Daemon
 
-Daemon::Daemon(DaemonConfig config) : config_(std::move(config)) {
+Daemon::Daemon(DaemonConfig config, bool wait) : config_(std::move(config)) {
   std::string pattern = (std::filesystem::temp_directory_path() / "visitd-it-XXXXXX").string();
   if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   dir_ = pattern;
   write_config();
-  start();
+  if (wait) {
+    start();
+  } else {
+    spawn();
+  }
 }
 
 Daemon::~Daemon() {
@@ -158,7 +162,11 @@ void Daemon::write_config() const {
   std::string toml = "[server]\nlisten = \"127.0.0.1:0\"\nthreads = 2\n";
   toml += "allowed_origins = [\"" + std::string(kAllowedOrigin) + "\"]\n";
   append_lines(toml, config_.server);
-  toml += "\n[store]\nkind = \"journal\"\ndir = \"" + (dir_ / "data").string() + "\"\n";
+  // The journal unless the test names a store kind (e.g. "redis" with its url).
+  const bool kind_given = std::any_of(config_.store.begin(), config_.store.end(),
+                                      [](const auto& line) { return line.first == "kind"; });
+  toml += kind_given ? "\n[store]\n" : "\n[store]\nkind = \"journal\"\n";
+  toml += "dir = \"" + (dir_ / "data").string() + "\"\n";
   append_lines(toml, config_.store);
   toml += "\n[auth]\nsecret = \"" + std::string(kSecret) + "\"\n";
   toml += "\n[thresholds]\n";
@@ -177,12 +185,17 @@ void Daemon::write_config() const {
 }
 
 void Daemon::start() {
+  spawn();
+  wait_listening(kStartTimeout);
+}
+
+void Daemon::spawn() {
   if (running()) throw std::logic_error("the daemon is already running");
   const std::filesystem::path log_path = dir_ / "visitd.log";
   std::error_code ec;
-  const std::size_t log_from = std::filesystem::exists(log_path, ec)
-                                   ? std::size_t(std::filesystem::file_size(log_path, ec))
-                                   : 0;
+  log_from_ = std::filesystem::exists(log_path, ec)
+                  ? std::size_t(std::filesystem::file_size(log_path, ec))
+                  : 0;
   const std::string config = (dir_ / "visitd.toml").string();
   const pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
@@ -195,9 +208,13 @@ void Daemon::start() {
     ::_exit(127);
   }
   pid_ = pid;
-  const auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
+}
+
+void Daemon::wait_listening(std::chrono::milliseconds timeout) {
+  const std::filesystem::path log_path = dir_ / "visitd.log";
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (const auto port = listening_port(read_file(log_path), log_from)) {
+    if (const auto port = listening_port(read_file(log_path), log_from_)) {
       port_ = *port;
       return;
     }
@@ -209,7 +226,8 @@ void Daemon::start() {
     std::this_thread::sleep_for(10ms);
   }
   kill9();
-  throw std::runtime_error("visitd did not listen within 10 s; its log:\n" + log());
+  throw std::runtime_error("visitd did not listen within " + std::to_string(timeout.count()) +
+                           " ms; its log:\n" + log());
 }
 
 int Daemon::stop(std::chrono::milliseconds grace) {

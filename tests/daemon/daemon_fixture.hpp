@@ -44,8 +44,9 @@ inline constexpr std::string_view kSecret = "integration-test-secret-0123456789"
 inline constexpr std::string_view kAllowedOrigin = "http://board.test";
 
 /// Config values a test changes: `key = value` lines (values as TOML writes them, e.g.
-/// {"max_message", "\"4KiB\""}) added to [server], [store] (after `kind` and `dir`, which it
-/// must not repeat), [thresholds] and [tracking]; `clock`, when not empty, makes a [clock].
+/// {"max_message", "\"4KiB\""}) added to [server], [store] (after `dir`, which it must not
+/// repeat; `kind` is "journal" unless given), [thresholds] and [tracking]; `clock`, when not
+/// empty, makes a [clock].
 struct DaemonConfig {
   Headers server;
   Headers thresholds;
@@ -73,7 +74,8 @@ HttpResponse http(unsigned short port, std::string_view method, std::string_view
 
 class Daemon {
  public:
-  explicit Daemon(DaemonConfig config = {});
+  /// Starts it (see start()); with `wait` false only spawns it (see spawn()).
+  explicit Daemon(DaemonConfig config = {}, bool wait = true);
   ~Daemon();
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
@@ -81,6 +83,10 @@ class Daemon {
   /// Starts `visitd run` on the dir (again after stop() or kill9(): a restart) and waits
   /// up to 10 s for it to listen. Throws std::runtime_error with the log if it does not.
   void start();
+  /// start() in two steps: spawn() the process, then wait_listening() for its port (a
+  /// standby daemon listens only once it holds its store's lease).
+  void spawn();
+  void wait_listening(std::chrono::milliseconds timeout);
   /// SIGTERM, then SIGKILL if it has not exited within `grace`. The exit status, or 128 +
   /// the signal that ended it.
   int stop(std::chrono::milliseconds grace = 10s);
@@ -112,6 +118,7 @@ class Daemon {
   std::filesystem::path dir_;
   pid_t pid_ = -1;
   unsigned short port_ = 0;
+  std::size_t log_from_ = 0;  ///< where the current run's log starts
 };
 
 /// How a `visitd run` that was expected to end by itself ended.

@@ -1,6 +1,7 @@
-// A child process appends under load and reports every sequence number the journal reports
+// A child process appends under load and reports every sequence number the store reports
 // durable; the parent kills it with SIGKILL at random moments and checks, after recovery,
-// that every reported record is there, once, intact.
+// that every reported record is there, once, intact. On the journal, and on Redis (a real
+// redis-server; the child is the daemon that dies, the server lives on).
 
 #include <poll.h>
 #include <signal.h>
@@ -18,8 +19,10 @@
 #include <random>
 #include <thread>
 
+#include "../support/redis_server.hpp"
 #include "store_test_util.hpp"
 #include "visitd/store/journal.hpp"
+#include "visitd/store/redis_log.hpp"
 
 using namespace visitd;
 using namespace visitd::store;
@@ -55,10 +58,23 @@ JournalOptions crash_options(const fs::path& dir) {
   return o;
 }
 
+/// Where the records go: the journal in `dir`, or the Redis server at `redis_url` when set.
+struct Target {
+  fs::path dir;
+  std::string redis_url;
+  std::unique_ptr<Log> open() const {
+    if (redis_url.empty()) return Journal::open(crash_options(dir));
+    RedisOptions o;
+    o.url = redis_url;
+    o.daemon_id = "crash-test";  // the same daemon each time: it takes its lease back at once
+    return RedisLog::open(o);
+  }
+};
+
 // Runs in the forked child until it is killed. No Catch here, and never return: _exit.
-[[noreturn]] void child_main(const fs::path& dir, int out) {
+[[noreturn]] void child_main(const Target& target, int out) {
   try {
-    auto journal = Journal::open(crash_options(dir));
+    auto journal = target.open();
     std::mutex append_mu;  // makes the next seq predictable, so the payload can depend on it
     constexpr int kThreads = 4;
     constexpr int kWindow = 16;  // outstanding appends per writer, like phones awaiting acks
@@ -99,14 +115,14 @@ struct Run {
 };
 
 // Forks a child, lets it run for `run_for`, kills it and collects what it reported.
-Run run_and_kill(const fs::path& dir, std::chrono::microseconds run_for) {
+Run run_and_kill(const Target& target, std::chrono::microseconds run_for) {
   int fds[2];
   REQUIRE(::pipe(fds) == 0);
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     ::close(fds[0]);
-    child_main(dir, fds[1]);
+    child_main(target, fds[1]);
   }
   ::close(fds[1]);
   Run run;
@@ -151,31 +167,40 @@ Run run_and_kill(const fs::path& dir, std::chrono::microseconds run_for) {
   return run;
 }
 
-void kill_repeatedly(int kills) {
+void kill_repeatedly(int kills, bool on_redis = false) {
   std::uint64_t seed = std::random_device{}();
   if (const char* env = std::getenv("VISITD_SEED")) seed = std::strtoull(env, nullptr, 10);
   std::fprintf(stderr, "crash test: seed %llu, %d kills\n", static_cast<unsigned long long>(seed),
                kills);
   std::mt19937_64 rng(seed);
   std::optional<TempDir> dir;
+  std::optional<visitd::test::RedisServer> redis;
   std::uint64_t ever_durable = 0, total_reports = 0, truncations = 0;
   for (int kill = 0; kill < kills; ++kill) {
     if (kill % 50 == 0) {  // a fresh journal now and then keeps the re-reads short
       dir.reset();
       dir.emplace("crash");
+      redis.reset();
+      if (on_redis) redis.emplace();
       ever_durable = 0;
     }
+    const Target target{dir->path(), redis ? redis->url() : std::string()};
     // Some kills land while the child is still opening and recovering, most under load.
     const auto run_for =
         std::chrono::microseconds(rng() % 5 == 0 ? rng() % 5000 : 5000 + rng() % 75000);
     INFO("seed " << seed << ", kill " << kill << " after " << run_for.count() << " us");
-    const Run run = run_and_kill(dir->path(), run_for);
+    const Run run = run_and_kill(target, run_for);
     ever_durable = std::max(ever_durable, run.max_durable);
     total_reports += run.reports;
 
-    RecoveryReport report;
-    auto journal = Journal::open(crash_options(dir->path()), &report);
-    if (report.truncated_bytes > 0) ++truncations;
+    std::unique_ptr<Log> journal;
+    if (on_redis) {
+      journal = target.open();
+    } else {
+      RecoveryReport report;
+      journal = Journal::open(crash_options(dir->path()), &report);
+      if (report.truncated_bytes > 0) ++truncations;
+    }
     std::uint64_t expected = 1;
     journal->replay(1, [&](const Record& r) {
       REQUIRE(r.seq == expected);  // contiguous from 1: nothing lost in between, no duplicate
@@ -197,5 +222,9 @@ void kill_repeatedly(int kills) {
 }  // namespace
 
 TEST_CASE("Records reported durable survive SIGKILL at random moments") { kill_repeatedly(60); }
+
+TEST_CASE("On Redis, records reported durable survive SIGKILL of the writer at random moments") {
+  kill_repeatedly(30, /*on_redis=*/true);
+}
 
 TEST_CASE("Records reported durable survive 500 SIGKILLs", "[.slow]") { kill_repeatedly(500); }

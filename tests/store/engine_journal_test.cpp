@@ -1,5 +1,6 @@
-// The engine on its journal: accepted commands become durable records, and start-up
-// (newest snapshot, then the tail replayed) rebuilds exactly the engine that stopped.
+// The engine on its record log: accepted commands become durable records, and start-up
+// (newest snapshot, then the tail replayed) rebuilds exactly the engine that stopped. Every
+// test runs on both stores: the embedded journal, and a real redis-server.
 
 #include "visitd/store/engine_journal.hpp"
 
@@ -7,6 +8,10 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <random>
+
+#include "../support/redis_server.hpp"
+#include "visitd/store/journal.hpp"
+#include "visitd/store/redis_log.hpp"
 
 using namespace std::chrono_literals;
 using namespace visitd;
@@ -63,14 +68,34 @@ std::vector<std::pair<Command, TimePoint>> day() {
   };
 }
 
-store::JournalOptions options(const std::filesystem::path& dir) {
-  store::JournalOptions o;
-  o.dir = dir;
-  return o;
-}
+/// Where a test's records live: "journal" (a temp dir) or "redis" (a redis-server of its
+/// own). open() again is a restart on the same records.
+struct Store {
+  explicit Store(std::string kind) : kind(std::move(kind)) {
+    if (this->kind == "redis") redis = std::make_unique<test::RedisServer>();
+  }
+  std::unique_ptr<store::Log> open() const {
+    if (redis) {
+      store::RedisOptions o;
+      o.url = redis->url();
+      return store::RedisLog::open(o);
+    }
+    store::JournalOptions o;
+    o.dir = dir.path;
+    return store::Journal::open(o);
+  }
+  /// Everything gone: a fresh store.
+  void wipe() const {
+    std::filesystem::remove_all(dir.path);
+    if (redis) REQUIRE(redis->command("FLUSHALL") == "+OK\r\n");
+  }
+  std::string kind;
+  TempDir dir;
+  std::unique_ptr<test::RedisServer> redis;
+};
 
 /// Applies a command and journals it if accepted, as the daemon does.
-bool run(Engine& engine, store::Journal& journal, const Command& c, TimePoint now) {
+bool run(Engine& engine, store::Log& journal, const Command& c, TimePoint now) {
   Effects fx;
   if (engine.apply(c, now, fx).status != Status::accepted) return false;
   store::record(journal, c, now, [](std::uint64_t, std::error_code) {});
@@ -80,16 +105,17 @@ bool run(Engine& engine, store::Journal& journal, const Command& c, TimePoint no
 }  // namespace
 
 TEST_CASE("Start-up from the journal alone rebuilds the engine that stopped") {
-  TempDir dir;
+  const Store st(GENERATE(as<std::string>(), "journal", "redis"));
+  CAPTURE(st.kind);
   const auto s = settings();
   Engine live(s, at("2026-11-23T00:00:00Z"));
   {
-    auto journal = store::Journal::open(options(dir.path));
+    auto journal = st.open();
     for (const auto& [c, now] : day()) run(live, *journal, c, now);
     journal->flush();
     REQUIRE(journal->durable_seq() == journal->last_seq());
   }
-  auto journal = store::Journal::open(options(dir.path));
+  auto journal = st.open();
   auto back = store::recover(s, *journal, at("2026-11-23T00:00:00Z"));
   CHECK(back.snapshot_seq == 0);
   CHECK(back.replayed == journal->last_seq());
@@ -98,13 +124,14 @@ TEST_CASE("Start-up from the journal alone rebuilds the engine that stopped") {
 }
 
 TEST_CASE("Start-up from a snapshot plus the journal's tail equals never having stopped") {
-  TempDir dir;
+  const Store st(GENERATE(as<std::string>(), "journal", "redis"));
+  CAPTURE(st.kind);
   const auto s = settings();
   const auto commands = day();
   Engine live(s, at("2026-11-23T00:00:00Z"));
   std::uint64_t covered = 0;
   {
-    auto journal = store::Journal::open(options(dir.path));
+    auto journal = st.open();
     for (std::size_t i = 0; i < commands.size(); ++i) {
       run(live, *journal, commands[i].first, commands[i].second);
       if (i == 3) covered = store::snapshot(*journal, live);
@@ -112,7 +139,7 @@ TEST_CASE("Start-up from a snapshot plus the journal's tail equals never having 
     journal->flush();
   }
   REQUIRE(covered > 0);
-  auto journal = store::Journal::open(options(dir.path));
+  auto journal = st.open();
   auto back = store::recover(s, *journal, at("2026-11-23T00:00:00Z"));
   CHECK(back.snapshot_seq == covered);
   CHECK(back.replayed == journal->last_seq() - covered);
@@ -127,10 +154,11 @@ TEST_CASE("Start-up from a snapshot plus the journal's tail equals never having 
 }
 
 TEST_CASE("Location pings are journaled as location records, other commands as commands") {
-  TempDir dir;
+  const Store st(GENERATE(as<std::string>(), "journal", "redis"));
+  CAPTURE(st.kind);
   const auto s = settings();
   Engine live(s, at("2026-11-23T00:00:00Z"));
-  auto journal = store::Journal::open(options(dir.path));
+  auto journal = st.open();
   int accepted_pings = 0, accepted_others = 0;
   for (const auto& [c, now] : day()) {
     if (run(live, *journal, c, now)) {
@@ -150,15 +178,16 @@ TEST_CASE("Location pings are journaled as location records, other commands as c
 TEST_CASE("Start-up days later keeps the times of every replayed decision") {
   // The daemon recovers with origin = now: without a snapshot, replayed decisions must keep
   // the times they were made at, not the restart's.
-  TempDir dir;
+  const Store st(GENERATE(as<std::string>(), "journal", "redis"));
+  CAPTURE(st.kind);
   const auto s = settings();
   Engine live(s, at("2026-11-23T00:00:00Z"));
   {
-    auto journal = store::Journal::open(options(dir.path));
+    auto journal = st.open();
     for (const auto& [c, now] : day()) run(live, *journal, c, now);
     journal->flush();
   }
-  auto journal = store::Journal::open(options(dir.path));
+  auto journal = st.open();
   auto back = store::recover(s, *journal, at("2026-11-26T12:00:00Z"));
   const auto v1 = back.engine->find_visit("V1");
   REQUIRE(v1);
@@ -175,7 +204,8 @@ TEST_CASE("Start-up days later keeps the times of every replayed decision") {
 TEST_CASE("A restart decides every replayed event under the settings recorded for it") {
   // The config file at restart says late_after = 40m; the journal says the day began with
   // the defaults (15m) and was reloaded to 3m at 09:05. Replay must follow the journal.
-  TempDir dir;
+  const Store st(GENERATE(as<std::string>(), "journal", "redis"));
+  CAPTURE(st.kind);
   const auto original = std::make_shared<config::Settings>(settings());
   auto tighter = std::make_shared<config::Settings>(settings());
   tighter->thresholds.values.late_after = 3min;
@@ -184,11 +214,11 @@ TEST_CASE("A restart decides every replayed event under the settings recorded fo
 
   for (const bool with_snapshot : {false, true}) {
     CAPTURE(with_snapshot);
-    std::filesystem::remove_all(dir.path);
+    st.wipe();
     const auto commands = day();
     Engine live(*original, at("2026-11-23T00:00:00Z"));
     {
-      auto journal = store::Journal::open(options(dir.path));
+      auto journal = st.open();
       Effects fx;
       REQUIRE_FALSE(live.reconfigure(original, at("2026-11-23T05:00:00Z"), fx));
       store::record_settings(*journal, live, live.now(), {});
@@ -203,7 +233,7 @@ TEST_CASE("A restart decides every replayed event under the settings recorded fo
       }
       journal->flush();
     }
-    auto journal = store::Journal::open(options(dir.path));
+    auto journal = st.open();
     auto back = store::recover(at_restart, *journal, at("2026-11-24T12:00:00Z"));
     CHECK(back.settings_recorded);
     CHECK(back.diverged == 0);
@@ -213,7 +243,8 @@ TEST_CASE("A restart decides every replayed event under the settings recorded fo
 }
 
 TEST_CASE("The outbox survives a restart and compaction: only what no receiver took is owed") {
-  TempDir dir;
+  const Store st(GENERATE(as<std::string>(), "journal", "redis"));
+  CAPTURE(st.kind);
   const auto s = settings();
   Engine live(s, at("2026-11-23T00:00:00Z"));
   const auto notice = [](std::string subject, std::string receiver) {
@@ -236,7 +267,7 @@ TEST_CASE("The outbox survives a restart and compaction: only what no receiver t
   };
   const auto ignore = [](std::uint64_t, std::error_code) {};
   {
-    auto journal = store::Journal::open(options(dir.path));
+    auto journal = st.open();
     const auto commands = day();
     for (std::size_t i = 0; i < commands.size(); ++i) {
       run(live, *journal, commands[i].first, commands[i].second);
@@ -268,7 +299,7 @@ TEST_CASE("The outbox survives a restart and compaction: only what no receiver t
     journal->compact(at("2026-11-23T00:00:00Z"));
     journal->flush();
   }
-  auto journal = store::Journal::open(options(dir.path));
+  auto journal = st.open();
   std::vector<std::string> decided;
   const auto owed =
       store::read_outbox(*journal, [&](const alerts::Notice& n) { decided.push_back(n.id()); });

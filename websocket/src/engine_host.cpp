@@ -36,7 +36,7 @@ std::string to_text(std::uint64_t n) { return std::to_string(n); }
 
 EngineHost::EngineHost(net::io_context& io, const config::Settings& settings,
                        std::unique_ptr<rota::Engine> engine, std::uint64_t snapshot_seq,
-                       store::Journal& journal, Metrics& metrics, const Clock& clock,
+                       store::Log& journal, Metrics& metrics, const Clock& clock,
                        std::shared_ptr<Pager> pager)
     : strand_(net::make_strand(io)),
       settings_(settings),
@@ -108,15 +108,24 @@ void EngineHost::close(std::function<void()> done) {
   });
 }
 
-bool EngineHost::ready() const { return !failed_.load() && !closed_.load(); }
+bool EngineHost::ready() const {
+  return !failed_.load() && !closed_.load() && journal_.unavailable().empty();
+}
 
 std::string EngineHost::not_ready_reason() const {
-  if (failed_.load()) {
-    return "the journal failed (" + journal_.failure().message() +
-           "): no event is accepted; restart visitd once the disk is fixed";
-  }
+  if (failed_.load()) return journal_.failure_text();
   if (closed_.load()) return "shutting down";
+  if (auto outage = journal_.unavailable(); !outage.empty()) {
+    return outage + ": no event is acknowledged until it is back";
+  }
   return {};
+}
+
+std::string EngineHost::warning() const { return journal_.unsafe(); }
+
+void EngineHost::refresh_metrics() {
+  metrics_.store_unavailable().Set(journal_.unavailable().empty() ? 0 : 1);
+  metrics_.store_unsafe_fsync().Set(journal_.unsafe().empty() ? 0 : 1);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -139,6 +148,10 @@ void EngineHost::on_submit(rota::Command& command, const Precheck& precheck,
     reply = refusal(ErrorCode::internal, "visitd is shutting down: send it again shortly");
   } else if (failed_.load()) {
     reply = refusal(ErrorCode::internal, not_ready_reason());
+  } else if (auto outage = journal_.unavailable(); !outage.empty()) {
+    // Nothing could be acknowledged: refused before it is decided, so that nothing is
+    // decided that might never be recorded. The phone keeps the event and sends it again.
+    reply = refusal(ErrorCode::internal, outage + ": send it again shortly");
   } else if (precheck) {
     if (auto refused = precheck(*engine_)) reply = refusal(refused->code, refused->message);
   }
@@ -179,14 +192,29 @@ void EngineHost::journal_accepted(const rota::Command& command, Deliver deliver)
       });
 }
 
-void EngineHost::after_durable(std::function<void(std::error_code)> run) {
+void EngineHost::after_durable(std::function<void(std::error_code)> run, bool view) {
   const std::uint64_t seq = journal_.last_seq();
   if (failed_.load()) {
     run(journal_.failure());
   } else if (pending_.empty() && journal_.durable_seq() >= seq) {
     run({});
+  } else if (view && !journal_.unavailable().empty()) {
+    release_views();
+    run({});
   } else {
-    pending_.push_back({seq, std::move(run)});
+    pending_.push_back({seq, std::move(run), view});
+  }
+}
+
+void EngineHost::release_views() {
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->view) {
+      auto run = std::move(it->run);
+      it = pending_.erase(it);
+      run({});
+    } else {
+      ++it;
+    }
   }
 }
 
@@ -285,17 +313,21 @@ void EngineHost::publish(const rota::Effects& effects) {
       auto frame = std::make_shared<std::string>();
       append_visit_message(*frame, *engine_, v);
       const rota::BranchIndex branch = engine_->visit(v).branch;
-      after_durable([this, branch, frame = Frame(std::move(frame))](std::error_code ec) {
-        if (!ec) fan_out_board(branch, frame);
-      });
+      after_durable(
+          [this, branch, frame = Frame(std::move(frame))](std::error_code ec) {
+            if (!ec) fan_out_board(branch, frame);
+          },
+          /*view=*/true);
     }
     for (const rota::AlertIndex a : alerts) {
       auto frame = std::make_shared<std::string>();
       append_alert_message(*frame, *engine_, a);
       const rota::BranchIndex branch = engine_->visit(engine_->alert(a).visit).branch;
-      after_durable([this, branch, frame = Frame(std::move(frame))](std::error_code ec) {
-        if (!ec) fan_out_board(branch, frame);
-      });
+      after_durable(
+          [this, branch, frame = Frame(std::move(frame))](std::error_code ec) {
+            if (!ec) fan_out_board(branch, frame);
+          },
+          /*view=*/true);
     }
   }
   for (const rota::CarerIndex c : carers) push_rota(c);
@@ -436,15 +468,17 @@ void EngineHost::subscribe_board(std::weak_ptr<Subscriber> board, Principal who)
               self->snapshot_frames(who, *frame);
               ++self->boards_joining_;
               // Joins the fan-out when its snapshot goes out: deltas queued before are in it.
-              self->after_durable([self, board = std::move(board), who = std::move(who),
-                                   frame = Frame(std::move(frame))](std::error_code ec) mutable {
-                --self->boards_joining_;
-                if (ec) return;
-                if (auto session = board.lock()) {
-                  session->push(frame);
-                  self->boards_.push_back({std::move(board), std::move(who)});
-                }
-              });
+              self->after_durable(
+                  [self, board = std::move(board), who = std::move(who),
+                   frame = Frame(std::move(frame))](std::error_code ec) mutable {
+                    --self->boards_joining_;
+                    if (ec) return;
+                    if (auto session = board.lock()) {
+                      session->push(frame);
+                      self->boards_.push_back({std::move(board), std::move(who)});
+                    }
+                  },
+                  /*view=*/true);
             });
 }
 

@@ -140,7 +140,14 @@ void HttpSession::route(Request&& request) {
     }
     if (path == "/healthz") return respond(json_answer(200, R"({"status":"ok"})"));
     if (path == "/readyz") {
-      if (ctx_->host->ready()) return respond(json_answer(200, R"({"status":"ready"})"));
+      if (ctx_->host->ready()) {
+        const std::string warning = ctx_->host->warning();
+        if (warning.empty()) return respond(json_answer(200, R"({"status":"ready"})"));
+        std::string body = R"({"status":"ready","warning":)";
+        append_json_string(body, warning);
+        body += '}';
+        return respond(json_answer(200, std::move(body)));
+      }
       std::string body = R"({"status":"not_ready","reason":)";
       append_json_string(body, ctx_->host->not_ready_reason());
       body += '}';
@@ -148,6 +155,7 @@ void HttpSession::route(Request&& request) {
     }
     HttpAnswer metrics;
     metrics.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    ctx_->host->refresh_metrics();
     metrics.body = ctx_->metrics.serialize();
     return respond(metrics);
   }

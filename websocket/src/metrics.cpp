@@ -93,6 +93,20 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                          .Help("1 once a journal write or fsync failed: nothing more is accepted")
                          .Register(*registry_)
                          .Add({});
+  store_unavailable_ = &BuildGauge()
+                            .Name("visitd_store_unavailable")
+                            .Help(
+                                "1 while the store cannot make records durable (Redis "
+                                "unreachable): nothing is acknowledged")
+                            .Register(*registry_)
+                            .Add({});
+  store_unsafe_fsync_ = &BuildGauge()
+                             .Name("visitd_store_unsafe_fsync")
+                             .Help(
+                                 "1 when the Redis store does not fsync every write "
+                                 "(allow_unsafe_fsync): acknowledged events may be lost")
+                             .Register(*registry_)
+                             .Add({});
   queue_depth_ = &BuildGauge()
                       .Name("visitd_engine_queue_depth")
                       .Help("Commands waiting for the engine strand")

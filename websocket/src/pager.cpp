@@ -24,7 +24,7 @@ constexpr std::size_t kMaxInFlight = 32;
 
 }  // namespace
 
-Pager::Pager(net::io_context& io, const config::Settings& settings, store::Journal& journal,
+Pager::Pager(net::io_context& io, const config::Settings& settings, store::Log& journal,
              Metrics& metrics, const Clock& clock, std::uint64_t seed)
     : strand_(net::make_strand(io)),
       journal_(journal),

@@ -165,7 +165,20 @@ struct Server {
 struct Store {
   std::string kind = "journal";  ///< journal | redis
   std::string dir = "./data";
-  std::string url;  ///< redis only
+  std::string url;  ///< redis only: redis://[[user]:password@]host[:port][/db]
+  /// Redis only: the name in the keys' hash tag, `visitd:{agency}:log`, so that several
+  /// agencies (or test runs) can share a server.
+  std::string keyspace = "agency";
+  /// Redis only: start even if the server does not fsync every write (`appendfsync always`);
+  /// warned about loudly and shown in /readyz and a metric, because an acknowledged event
+  /// may then be lost when Redis itself crashes.
+  bool allow_unsafe_fsync = false;
+  /// Redis only: who this daemon is in the keyspace's lease (empty: the host name). Two
+  /// daemons sharing a keyspace need different ids; a restart keeps its id.
+  std::string daemon_id;
+  /// Redis only: how long the lease lasts unless renewed: a standby takes over this long
+  /// after the owner died.
+  Duration lease_ttl = 10s;
   Duration location_retention = 24h * 30;
   std::chrono::microseconds group_delay{1000};  ///< the journal's group commit window (ms steps)
   std::uint64_t snapshot_every = 100'000;       ///< a snapshot after this many records...

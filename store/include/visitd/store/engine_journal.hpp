@@ -1,7 +1,7 @@
 #pragma once
-// The engine and its journal together: how an accepted command becomes a durable record,
-// how snapshots are taken, and how the engine is rebuilt at start-up (newest snapshot, then
-// the journal's tail replayed through the same engine code).
+// The engine and its record log (the journal, or Redis) together: how an accepted command becomes a
+// durable record, how snapshots are taken, and how the engine is rebuilt at start-up (newest
+// snapshot, then the journal's tail replayed through the same engine code).
 
 #include <cstdint>
 #include <functional>
@@ -11,7 +11,7 @@
 #include "visitd/alerts/notice.hpp"
 #include "visitd/config/settings.hpp"
 #include "visitd/rota/engine.hpp"
-#include "visitd/store/journal.hpp"
+#include "visitd/store/log.hpp"
 
 namespace visitd::store {
 
@@ -32,41 +32,41 @@ struct Recovered {
 /// Rebuilds the engine from `journal`: the newest snapshot, else an engine starting at the
 /// first record's time (at `origin` when the journal is empty), then the records after it.
 /// Throws JournalError when a snapshot or record cannot be read (after trying older ones).
-Recovered recover(const config::Settings& settings, const Journal& journal, TimePoint origin);
+Recovered recover(const config::Settings& settings, const Log& journal, TimePoint origin);
 
 /// Appends an accepted command decided at `now`. Location pings are written as `location`
 /// records so that compaction can drop raw fixes after their retention.
-std::uint64_t record(Journal& journal, const rota::Command& command, TimePoint now,
-                     Journal::Durable on_durable);
+std::uint64_t record(Log& journal, const rota::Command& command, TimePoint now,
+                     Log::Durable on_durable);
 
 /// Appends a settings record: `engine` has just put `engine.settings()` in force (at
 /// start-up or on a reload), and a replay must do so at the same point.
-std::uint64_t record_settings(Journal& journal, const rota::Engine& engine, TimePoint now,
-                              Journal::Durable on_durable);
+std::uint64_t record_settings(Log& journal, const rota::Engine& engine, TimePoint now,
+                              Log::Durable on_durable);
 
 /// Writes a snapshot of `engine` (with the settings in force) covering every record appended so
 /// far. Waits for those records to be durable first: a snapshot must never contain what the journal
 /// could lose. Returns the sequence it covers, or 0 when the journal has failed (nothing written).
-std::uint64_t snapshot(Journal& journal, const rota::Engine& engine);
+std::uint64_t snapshot(Log& journal, const rota::Engine& engine);
 
 /// Appends a notice to the outbox: call it before the notice may be sent.
-std::uint64_t record_notice(Journal& journal, const alerts::Notice& notice, TimePoint now,
-                            Journal::Durable on_durable);
+std::uint64_t record_notice(Log& journal, const alerts::Notice& notice, TimePoint now,
+                            Log::Durable on_durable);
 
 /// Appends how an attempt to deliver notices ended (the paging audit trail).
-std::uint64_t record_delivery(Journal& journal, const alerts::DeliveryRecord& delivery,
-                              TimePoint now, Journal::Durable on_durable);
+std::uint64_t record_delivery(Log& journal, const alerts::DeliveryRecord& delivery, TimePoint now,
+                              Log::Durable on_durable);
 
 /// Reads the whole outbox at start-up: `decided` sees every notice ever written, in order (to
 /// rebuild who was paged about what); returns those no delivery record settled (delivered or
 /// refused), in order: what is still owed. Compaction keeps both record types, so this
 /// reads from the journal's first record. Throws JournalError for a damaged record.
-std::vector<alerts::Notice> read_outbox(const Journal& journal,
+std::vector<alerts::Notice> read_outbox(const Log& journal,
                                         const std::function<void(const alerts::Notice&)>& decided);
 
 /// What snapshot() writes: the settings in force, then the engine's own snapshot. Take it
 /// right after advance(now), as Engine::snapshot() requires; write it with
-/// Journal::write_snapshot once the records it covers are durable.
+/// Log::write_snapshot once the records it covers are durable.
 std::string snapshot_bytes(const rota::Engine& engine);
 
 }  // namespace visitd::store

@@ -45,25 +45,9 @@
 #include <vector>
 
 #include "visitd/core/time.hpp"
+#include "visitd/store/log.hpp"
 
 namespace visitd::store {
-
-/// What a record holds; the journal itself treats payloads as opaque bytes.
-enum class RecordType : std::uint8_t {
-  command = 1,   ///< an accepted engine command (rota/codec.hpp)
-  location = 2,  ///< an accepted location ping: a raw fix, dropped after location_retention
-  settings = 3,  ///< the tracking settings put in force at this point (config::describe_tracking)
-  outbox = 4,    ///< a notice decided, written before it is sent (alerts/notice.hpp)
-  delivery = 5,  ///< how an attempt to deliver notices ended: the paging audit trail
-};
-
-struct Record {
-  std::uint64_t seq = 0;
-  RecordType type = RecordType::command;
-  std::uint8_t version = 1;  ///< payload format version, so newer visitd reads older journals
-  TimePoint time;            ///< when it was decided (the command's `now`)
-  std::string payload;
-};
 
 struct JournalOptions {
   std::filesystem::path dir;                    ///< the data directory
@@ -88,52 +72,30 @@ struct RecoveryReport {
   std::vector<std::string> notes;            ///< one line per thing done, for the log
 };
 
-/// Mid-log corruption (without salvage), unreadable files, and other reasons not to start.
-class JournalError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-class Journal {
+class Journal final : public Log {
  public:
   /// Opens (creating if needed) the journal in options.dir, recovering as described in the
   /// header comment. Throws JournalError when it cannot start safely.
   static std::unique_ptr<Journal> open(JournalOptions options, RecoveryReport* report = nullptr);
   ~Journal();  ///< flushes what is pending, stops the flusher
 
-  /// Reads every record with seq >= from, in order.
-  void replay(std::uint64_t from, const std::function<void(const Record&)>& visit) const;
-
-  /// Queues a record; returns its sequence number. `on_durable(seq, error)` is called once,
-  /// on the flusher thread, when the record is on disk (error empty) or can never be (error
-  /// set: the journal has failed). After a failed fsync the journal accepts nothing more:
-  /// append() then returns 0 and the callback gets seq 0 and the error.
-  using Durable = std::function<void(std::uint64_t seq, std::error_code error)>;
+  /// Reads every record with seq >= from, in order; sees the records durable when it starts.
+  void replay(std::uint64_t from, const std::function<void(const Record&)>& visit) const override;
+  /// Callbacks run on the flusher thread. After a failed fsync the journal accepts nothing.
   std::uint64_t append(RecordType type, std::uint8_t version, TimePoint time,
-                       std::string_view payload, Durable on_durable);
-
-  std::uint64_t last_seq() const;     ///< the last appended
-  std::uint64_t durable_seq() const;  ///< the last made durable
-  bool failed() const;                ///< an fsync or write failed: stop, fail /readyz
-  std::error_code failure() const;
-
-  /// Blocks until everything appended so far is durable (or the journal failed).
-  void flush();
-
-  /// Writes a snapshot covering every record up to and including `seq`, atomically. Throws
-  /// JournalError if `seq` is not durable yet, or on an I/O error.
-  void write_snapshot(std::uint64_t seq, std::string_view bytes);
-  struct Snapshot {
-    std::uint64_t seq;
-    std::string bytes;
-  };
-  /// The newest snapshot whose checksum is good (older ones are tried if it is damaged).
-  std::optional<Snapshot> latest_snapshot() const;
-
+                       std::string_view payload, Durable on_durable) override;
+  std::uint64_t last_seq() const override;
+  std::uint64_t durable_seq() const override;
+  bool failed() const override;  ///< an fsync or write failed
+  std::error_code failure() const override;
+  void flush() override;
+  void write_snapshot(std::uint64_t seq, std::string_view bytes) override;
+  /// Older snapshots are tried if the newest is damaged.
+  std::optional<Snapshot> latest_snapshot() const override;
   /// Rewrites the segments wholly covered by the newest snapshot, dropping `location` records
   /// whose time is before `drop_locations_before`; keeps every other record. Removes
   /// snapshots older than the newest two. Returns the number of records dropped.
-  std::uint64_t compact(TimePoint drop_locations_before);
+  std::uint64_t compact(TimePoint drop_locations_before) override;
 
  private:
   Journal() = default;

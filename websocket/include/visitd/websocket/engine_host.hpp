@@ -10,7 +10,10 @@
 // it depends on: an accepted command's answer waits for its own record; a duplicate's,
 // a board delta, a carer's rota push and a new board's snapshot wait for every record
 // appended before them. So nothing a client sees can be lost by a crash, and deltas reach
-// boards in the order the engine made them.
+// boards in the order the engine made them. The one exception is an outage of a Redis
+// store: then no command is accepted (phones keep their events and send them again), and
+// boards get their deltas without waiting, so that alerts falling due still show; the
+// acknowledgements and pages keep waiting for their records.
 //
 // Alerts that page: each alert transition goes through the notifier (alerts/notifier.hpp);
 // the notices it makes are written to the journal's outbox and, once durable, handed to the
@@ -48,7 +51,7 @@
 #include "visitd/config/settings.hpp"
 #include "visitd/core/clock.hpp"
 #include "visitd/rota/engine.hpp"
-#include "visitd/store/journal.hpp"
+#include "visitd/store/log.hpp"
 #include "visitd/websocket/auth.hpp"
 #include "visitd/websocket/http_api.hpp"
 #include "visitd/websocket/metrics.hpp"
@@ -90,9 +93,8 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   /// `pager` delivers the notices alert transitions make; without one (tests of other
   /// things) notices are still decided and journaled, and owed until a daemon with one runs.
   EngineHost(boost::asio::io_context& io, const config::Settings& settings,
-             std::unique_ptr<rota::Engine> engine, std::uint64_t snapshot_seq,
-             store::Journal& journal, Metrics& metrics, const Clock& clock,
-             std::shared_ptr<Pager> pager = nullptr);
+             std::unique_ptr<rota::Engine> engine, std::uint64_t snapshot_seq, store::Log& journal,
+             Metrics& metrics, const Clock& clock, std::shared_ptr<Pager> pager = nullptr);
   ~EngineHost();
   EngineHost(const EngineHost&) = delete;
   EngineHost& operator=(const EngineHost&) = delete;
@@ -134,6 +136,10 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   bool ready() const;
   /// Why not ready, for `/readyz`'s body; empty when ready.
   std::string not_ready_reason() const;
+  /// A standing warning for `/readyz` (a Redis store that does not fsync every write).
+  std::string warning() const;
+  /// Sets the gauges read from the store (availability, unsafe fsync): before a scrape.
+  void refresh_metrics();
 
   /// The rota window pushed to carers: visits overlapping [now - kRotaBehind, now + kRotaAhead).
   static constexpr Duration kRotaBehind = std::chrono::hours(12);
@@ -144,6 +150,9 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
     std::uint64_t after_seq;  ///< runs once the journal is durable up to here
     /// Gets an error instead when the journal failed first (then only answers are sent).
     std::function<void(std::error_code)> run;
+    /// Only shows state (a board's delta or snapshot): while the store is unavailable it
+    /// goes out at once, so that the boards still see alerts fall due during an outage.
+    bool view = false;
   };
   struct Board {
     std::weak_ptr<Subscriber> session;
@@ -155,8 +164,11 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
                const std::function<void(HttpAnswer)>& done);
   /// Journals an accepted command; `deliver` runs when it is durable (or failed).
   void journal_accepted(const rota::Command& command, Deliver deliver);
-  /// Runs `run` once everything appended so far is durable (at once if it already is).
-  void after_durable(std::function<void(std::error_code)> run);
+  /// Runs `run` once everything appended so far is durable (at once if it already is); a
+  /// `view` also at once while the store is unavailable (see Pending::view).
+  void after_durable(std::function<void(std::error_code)> run, bool view = false);
+  /// Runs the views waiting in pending_, in order (the store is unavailable).
+  void release_views();
   /// A record's outcome, on the flusher thread: a failure stops the host; success lets
   /// what waited for it go (notify_durable).
   void recorded(std::error_code ec);
@@ -185,7 +197,7 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   const config::Settings& settings_;
   std::unique_ptr<rota::Engine> engine_;
-  store::Journal& journal_;
+  store::Log& journal_;
   Metrics& metrics_;
   const Clock& clock_;
 

@@ -14,6 +14,8 @@
 //   visitd_journal_fsync_seconds            one group commit's fdatasync (histogram)
 //   visitd_journal_durable_seq              the last record made durable
 //   visitd_journal_failed                   1 once an fsync or write failed (not ready)
+//   visitd_store_unavailable                1 while Redis is unreachable (not ready)
+//   visitd_store_unsafe_fsync               1 when Redis does not fsync every write
 //   visitd_engine_queue_depth               commands posted to the engine, not yet decided
 //   visitd_boards_dropped_total             boards closed because they read too slowly
 //   visitd_snapshots_total                  snapshots written
@@ -80,6 +82,8 @@ class Metrics {
   void set_alert(rota::AlertKind kind, rota::AlertState state, double value);
   prometheus::Gauge& durable_seq() { return *durable_seq_; }
   prometheus::Gauge& journal_failed() { return *journal_failed_; }
+  prometheus::Gauge& store_unavailable() { return *store_unavailable_; }
+  prometheus::Gauge& store_unsafe_fsync() { return *store_unsafe_fsync_; }
   prometheus::Gauge& engine_queue_depth() { return *queue_depth_; }
   prometheus::Counter& boards_dropped() { return *boards_dropped_; }
   prometheus::Counter& snapshots() { return *snapshots_; }
@@ -104,6 +108,8 @@ class Metrics {
   std::array<std::array<prometheus::Gauge*, 3>, 8> alerts_{};
   prometheus::Gauge* durable_seq_ = nullptr;
   prometheus::Gauge* journal_failed_ = nullptr;
+  prometheus::Gauge* store_unavailable_ = nullptr;
+  prometheus::Gauge* store_unsafe_fsync_ = nullptr;
   prometheus::Gauge* queue_depth_ = nullptr;
   prometheus::Counter* boards_dropped_ = nullptr;
   prometheus::Counter* snapshots_ = nullptr;

@@ -20,7 +20,7 @@
 #include "visitd/alerts/notice.hpp"
 #include "visitd/config/settings.hpp"
 #include "visitd/core/clock.hpp"
-#include "visitd/store/journal.hpp"
+#include "visitd/store/log.hpp"
 #include "visitd/websocket/metrics.hpp"
 
 namespace visitd::websocket {
@@ -28,7 +28,7 @@ namespace visitd::websocket {
 class Pager : public std::enable_shared_from_this<Pager> {
  public:
   /// `journal`, `metrics` and `clock` must outlive the pager. `seed` drives the retry jitter.
-  Pager(boost::asio::io_context& io, const config::Settings& settings, store::Journal& journal,
+  Pager(boost::asio::io_context& io, const config::Settings& settings, store::Log& journal,
         Metrics& metrics, const Clock& clock, std::uint64_t seed);
 
   /// Queues notices whose outbox records are durable.
@@ -61,7 +61,7 @@ class Pager : public std::enable_shared_from_this<Pager> {
 
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   std::shared_ptr<const config::Settings> settings_;  ///< set by reconfigure()
-  store::Journal& journal_;
+  store::Log& journal_;
   Metrics& metrics_;
   const Clock& clock_;
   alerts::Dispatcher dispatcher_;

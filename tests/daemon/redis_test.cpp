@@ -1,0 +1,228 @@
+// The daemon on the Redis store (`[store] kind = "redis"`), with a real redis-server per
+// test: acked events survive killing both, an outage stops acks but not the boards, and a
+// server that could lose acked events is refused unless the operator allows it.
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <set>
+#include <thread>
+
+#include "../support/redis_server.hpp"
+#include "daemon_fixture.hpp"
+#include "receiver.hpp"
+
+using namespace visitd::test;
+using visitd::websocket::Role;
+namespace json = boost::json;
+
+namespace {
+
+DaemonConfig on_redis(const RedisServer& redis) {
+  DaemonConfig config;
+  config.store = {{"kind", "\"redis\""}, {"url", "\"" + redis.url() + "\""}};
+  return config;
+}
+
+/// Polls GET /readyz until its status is `status`, up to `limit`; returns the last answer.
+HttpResponse readyz_when(const Daemon& d, unsigned status, std::chrono::milliseconds limit = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    HttpResponse r = d.http("GET", "/readyz");
+    if (r.status == status || std::chrono::steady_clock::now() > deadline) return r;
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
+/// What `visitd status --config FILE` prints.
+std::string status_of(const std::filesystem::path& config) {
+  const std::string command = std::string(VISITD_BINARY) + " status --config " + config.string();
+  std::string out;
+  if (FILE* p = ::popen(command.c_str(), "r")) {
+    char buf[512];
+    while (std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
+    ::pclose(p);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("On Redis, acked events survive kill -9 of the daemon and of Redis", "[redis]") {
+  RedisServer redis;
+  Daemon d(on_redis(redis));
+  const auto start = today_at(-5min);
+  d.import_rota("B1", rota_csv({visit("V1", "C1", start), visit("V2", "C1", start)}));
+  {
+    WsClient phone = WsClient::with_token(d.port(), "/ws/carer", token(Role::carer, "C1"));
+    REQUIRE(str(phone.next(), "type") == "rota");
+    phone.send_text(check_in("in-V1", "V1"));
+    REQUIRE(str(phone.next(), "status") == "accepted");
+    phone.send_text(location("ping-1"));
+    REQUIRE(str(phone.next(), "status") == "accepted");
+  }
+  d.kill9();
+  redis.kill9();  // the ack was sent once Redis had fsync'd the record: it is in the AOF
+  redis.start();
+  d.start();
+  CHECK_THAT(d.log(), Catch::Contains("redis_store stream=visitd:{agency}:log"));
+
+  const std::string admin = token(Role::admin, "root", {"*"});
+  const json::value v1 = d.api("GET", "/api/visits/V1", admin).json();
+  CHECK(str(v1, "state") == "in_progress");
+  CHECK(v1.at("check_ins").as_array().size() == 1);
+  WsClient phone = WsClient::with_token(d.port(), "/ws/carer", token(Role::carer, "C1"));
+  REQUIRE(str(phone.next(), "type") == "rota");
+  phone.send_text(check_in("in-V1", "V1"));
+  CHECK(str(phone.next(), "status") == "duplicate");
+  phone.send_text(check_in("in-V2", "V2"));
+  CHECK(str(phone.next(), "status") == "accepted");
+}
+
+TEST_CASE(
+    "While Redis is down nothing is acked and /readyz says why, the board still sees a visit "
+    "turn late, and acks resume when it is back",
+    "[redis]") {
+  RedisServer redis;
+  DaemonConfig config = on_redis(redis);
+  config.thresholds = {{"late_after", "\"4s\""}};
+  Daemon d(config);
+  d.import_rota("B1",
+                rota_csv({visit("V1", "C1", today_at(0min)), visit("V2", "C2", today_at(-5min))}));
+  WsClient board = WsClient::with_token(d.port(), "/ws/board", token(Role::admin, "root", {"*"}));
+  REQUIRE(str(board.next(), "type") == "snapshot");
+  WsClient phone = WsClient::with_token(d.port(), "/ws/carer", token(Role::carer, "C2"));
+  REQUIRE(str(phone.next(), "type") == "rota");
+  REQUIRE(d.http("GET", "/readyz").status == 200);
+
+  redis.kill9();
+  const HttpResponse down = readyz_when(d, 503);
+  REQUIRE(down.status == 503);
+  CHECK_THAT(str(down.json(), "reason"), Catch::Contains("Redis at 127.0.0.1:"));
+  CHECK(sample(d.http("GET", "/metrics").body, "visitd_store_unavailable") == 1);
+
+  // An event now is refused, not acked: the phone keeps it and sends it again later.
+  phone.send_text(check_in("in-V2", "V2"));
+  const json::value refused = phone.next();
+  CHECK(str(refused, "type") == "error");
+  CHECK(str(refused, "code") == "internal");
+  CHECK_THAT(str(refused, "message"), Catch::Contains("send it again"));
+
+  // V1's start passes with no check-in: the board is told although nothing can be written.
+  const json::value late = board.next_of("alert", 15s);
+  CHECK(str(late.at("alert"), "kind") == "late");
+  CHECK(str(late.at("alert"), "visit") == "V1");
+
+  redis.start();
+  REQUIRE(readyz_when(d, 200).status == 200);
+  CHECK(sample(d.http("GET", "/metrics").body, "visitd_store_unavailable") == 0);
+  phone.send_text(check_in("in-V2", "V2"));
+  CHECK(str(phone.next(), "status") == "accepted");
+  const std::string admin = token(Role::admin, "root", {"*"});
+  CHECK(str(d.api("GET", "/api/visits/V2", admin).json(), "state") == "in_progress");
+}
+
+TEST_CASE("A Redis that does not fsync every write is refused, or allowed with a warning",
+          "[redis]") {
+  RedisServer redis({"--appendfsync", "everysec"});
+  try {
+    Daemon refused(on_redis(redis));
+    FAIL("the daemon started on a Redis with appendfsync everysec");
+  } catch (const std::runtime_error& e) {
+    CHECK_THAT(std::string(e.what()), Catch::Contains("appendfsync is"));
+  }
+
+  DaemonConfig config = on_redis(redis);
+  config.store.push_back({"allow_unsafe_fsync", "true"});
+  Daemon d(config);
+  const HttpResponse ready = d.http("GET", "/readyz");
+  CHECK(ready.status == 200);
+  CHECK_THAT(str(ready.json(), "warning"), Catch::Contains("may lose acknowledged events"));
+  CHECK(sample(d.http("GET", "/metrics").body, "visitd_store_unsafe_fsync") == 1);
+}
+
+TEST_CASE(
+    "Two daemons on one keyspace: when the owner is killed the standby takes over within the "
+    "lease, with every acked event, fires what falls due, and pages nobody twice",
+    "[redis]") {
+  RedisServer redis;
+  Receiver hook;
+  const auto config_for = [&](const char* id) {
+    DaemonConfig c = on_redis(redis);
+    c.store.push_back({"daemon_id", std::string("\"") + id + "\""});
+    c.store.push_back({"lease_ttl", "\"1s\""});
+    c.thresholds = {{"late_after", "\"2s\""}, {"missed_after", "\"1h\""}};
+    c.tables = "[[receivers]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"" + hook.url() +
+               "/hook\"\n[escalation]\ngroup_wait = \"0s\"\n"
+               "warning = [ { after = \"0s\", notify = [\"hook\"] } ]\n";
+    return c;
+  };
+  Daemon a(config_for("daemon-a"));
+  // V1 is late at once and pages; V2 falls due 6 s from now, after the owner is gone; V3's
+  // carer checks in a minute early (no alert, no page).
+  a.import_rota("B1", rota_csv({visit("V1", "C1", now() - 1min), visit("V2", "C2", now() + 4s),
+                                visit("V3", "C3", now() + 1min)}));
+  REQUIRE(hook.wait_for(1, 15s).size() == 1);
+
+  Daemon b(config_for("daemon-b"), /*wait=*/false);
+  {
+    WsClient phone = WsClient::with_token(a.port(), "/ws/carer", token(Role::carer, "C3"));
+    REQUIRE(str(phone.next(), "type") == "rota");
+    phone.send_text(check_in("in-V3", "V3"));
+    REQUIRE(str(phone.next(), "status") == "accepted");
+  }
+  const auto standing_by = std::chrono::steady_clock::now() + 5s;
+  while (a.log().find("redis_lease") == std::string::npos ||
+         b.log().find("redis_standby") == std::string::npos) {
+    REQUIRE(std::chrono::steady_clock::now() < standing_by);
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK_THAT(b.log(), Catch::Contains("held_by=daemon-a"));
+  CHECK_THAT(status_of(a.dir() / "visitd.toml"), Catch::Contains("owner     daemon-a (epoch 1)"));
+
+  const auto killed = std::chrono::steady_clock::now();
+  a.kill9();
+  b.wait_listening(15s);
+  const auto took = std::chrono::steady_clock::now() - killed;
+  INFO("takeover took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                        << " ms");
+  CHECK(took < 1s + 3s);  // the lease, then the replay and start-up
+  CHECK_THAT(status_of(b.dir() / "visitd.toml"), Catch::Contains("owner     daemon-b (epoch 2)"));
+
+  // The acked check-in is there; V2's late alert fires on the new owner and pages; V1's page
+  // is not sent again.
+  const std::string admin = token(Role::admin, "root", {"*"});
+  CHECK(str(b.api("GET", "/api/visits/V3", admin).json(), "state") == "in_progress");
+  const auto pages = hook.wait_for(2, 15s);
+  REQUIRE(pages.size() == 2);
+  std::this_thread::sleep_for(2500ms);
+  const auto all = hook.received();
+  std::multiset<std::string> visits;
+  for (const auto& page : all) {
+    const json::value body = page.json();
+    for (const auto& alert : body.at("alerts").as_array()) visits.insert(str(alert, "visit"));
+  }
+  CHECK(visits == std::multiset<std::string>{"V1", "V2"});
+  CHECK(all[0].idempotency_key != all[1].idempotency_key);
+}
+
+TEST_CASE("A daemon whose lease another took stops writing and exits", "[redis]") {
+  RedisServer redis;
+  DaemonConfig config = on_redis(redis);
+  config.store.push_back({"daemon_id", "\"first\""});
+  config.store.push_back({"lease_ttl", "\"1s\""});
+  Daemon d(config);
+  d.import_rota("B1", rota_csv({visit("V1", "C1", today_at(-5min))}));
+  // As if it had been paused past its lease and another daemon had taken over.
+  REQUIRE(redis.command("SET visitd:{agency}:lease other") == "+OK\r\n");
+  REQUIRE(redis.command("INCR visitd:{agency}:epoch").rfind(":", 0) == 0);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (d.log().find("stopped") == std::string::npos) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK_THAT(d.log(), Catch::Contains("redis_lease_lost"));
+  CHECK(d.stop() == 1);
+  // Nothing it decided after losing the lease reached the stream: the epoch fenced it.
+  CHECK(redis.command("XLEN visitd:{agency}:log") == ":2\r\n");  // settings + the import
+}

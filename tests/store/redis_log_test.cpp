@@ -1,0 +1,296 @@
+// The Redis store against a real redis-server (started per test on a free port, AOF with
+// appendfsync always): what it refuses, what it keeps, and that nothing it called durable is
+// lost when the server is killed under load and comes back.
+
+#include "visitd/store/redis_log.hpp"
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "../support/redis_server.hpp"
+#include "visitd/store/crc32c.hpp"
+
+using namespace std::chrono_literals;
+using namespace visitd;
+using namespace visitd::store;
+
+namespace {
+
+TimePoint at_ms(std::int64_t ms) { return TimePoint(Duration(ms)); }
+
+RedisOptions options(const test::RedisServer& redis) {
+  RedisOptions o;
+  o.url = redis.url();
+  o.command_timeout = 1000ms;
+  return o;
+}
+
+// Everything about a record follows from its seq, so that a reader can check it.
+std::string payload_for(std::uint64_t seq) {
+  std::string p = "record " + std::to_string(seq) + " ";
+  // Bytes Redis' protocol must carry untouched: NUL, CR LF, high bytes.
+  for (std::uint64_t i = 0; i < seq % 40; ++i) p += static_cast<char>((seq * 31 + i * 7) % 256);
+  p += "\r\n";
+  p += '\0';
+  return p;
+}
+RecordType type_for(std::uint64_t seq) {
+  return seq % 3 == 0 ? RecordType::location : RecordType::command;
+}
+
+/// Waits until `pred` holds, up to `limit`.
+template <typename Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+std::vector<Record> read_all(const Log& log) {
+  std::vector<Record> out;
+  log.replay(1, [&](const Record& r) { out.push_back(r); });
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("Redis: a server that does not fsync every write is refused unless allowed") {
+  test::RedisServer redis({"--appendfsync", "everysec"});
+  auto o = options(redis);
+  try {
+    RedisLog::open(o);
+    FAIL("opened a server with appendfsync everysec");
+  } catch (const JournalError& e) {
+    const std::string what = e.what();
+    CHECK_THAT(what, Catch::Contains("appendfsync is \"everysec\""));
+    CHECK_THAT(what, Catch::Contains("allow_unsafe_fsync"));
+  }
+  o.allow_unsafe_fsync = true;
+  const auto log = RedisLog::open(o);
+  CHECK_THAT(log->unsafe(), Catch::Contains("may lose acknowledged events"));
+
+  test::RedisServer no_aof({"--appendonly", "no"});
+  try {
+    RedisLog::open(options(no_aof));
+    FAIL("opened a server without appendonly");
+  } catch (const JournalError& e) {
+    CHECK_THAT(std::string(e.what()), Catch::Contains("appendonly is \"no\""));
+  }
+}
+
+TEST_CASE("Redis: an unreachable server, a bad URL and a key of the wrong type stop start-up") {
+  RedisOptions o;
+  o.command_timeout = 500ms;
+  o.url = "redis://127.0.0.1:1";
+  CHECK_THROWS_WITH(RedisLog::open(o), Catch::Contains("cannot reach Redis at 127.0.0.1:1/0"));
+  o.url = "redis://127.0.0.1:port";
+  CHECK_THROWS_WITH(RedisLog::open(o), Catch::Contains("the port must be 1-65535"));
+  o.url = "redis:///3";
+  CHECK_THROWS_WITH(RedisLog::open(o), Catch::Contains("no host"));
+
+  test::RedisServer redis;
+  REQUIRE(redis.command("SET visitd:{agency}:log oops") == "+OK\r\n");
+  CHECK_THROWS_WITH(RedisLog::open(options(redis)), Catch::Contains("not a stream"));
+}
+
+TEST_CASE("Redis: records come back exactly as appended, and a restart continues the sequence") {
+  test::RedisServer redis;
+  std::vector<std::uint64_t> durable;
+  std::mutex mu;
+  {
+    const auto log = RedisLog::open(options(redis));
+    CHECK(log->last_seq() == 0);
+    CHECK(log->unavailable().empty());
+    CHECK(log->unsafe().empty());
+    for (std::uint64_t i = 1; i <= 200; ++i) {
+      const auto seq = log->append(type_for(i), static_cast<std::uint8_t>(1 + i % 3),
+                                   at_ms(1'790'000'000'000 + std::int64_t(i)), payload_for(i),
+                                   [&](std::uint64_t s, std::error_code ec) {
+                                     const std::lock_guard lock(mu);
+                                     durable.push_back(ec ? 0 : s);
+                                   });
+      REQUIRE(seq == i);
+    }
+    log->flush();
+    CHECK(log->durable_seq() == 200);
+  }
+  // Reported once each, in order.
+  REQUIRE(durable.size() == 200);
+  for (std::size_t i = 0; i < durable.size(); ++i) REQUIRE(durable[i] == i + 1);
+
+  redis.kill9();  // and the server itself restarts from its AOF
+  redis.start();
+  const auto log = RedisLog::open(options(redis));
+  CHECK(log->last_seq() == 200);
+  const auto records = read_all(*log);
+  REQUIRE(records.size() == 200);
+  for (const Record& r : records) {
+    REQUIRE(r.type == type_for(r.seq));
+    REQUIRE(r.version == 1 + r.seq % 3);
+    REQUIRE(r.time == at_ms(1'790'000'000'000 + std::int64_t(r.seq)));
+    REQUIRE(r.payload == payload_for(r.seq));
+  }
+  std::vector<Record> tail;
+  log->replay(190, [&](const Record& r) { tail.push_back(r); });
+  REQUIRE(tail.size() == 11);
+  CHECK(tail.front().seq == 190);
+  CHECK(log->append(RecordType::command, 1, at_ms(0), "next", {}) == 201);
+  log->flush();
+  CHECK(log->durable_seq() == 201);
+}
+
+TEST_CASE("Redis: snapshots are kept with the seq they cover; a damaged one is refused") {
+  test::RedisServer redis;
+  const auto log = RedisLog::open(options(redis));
+  CHECK_FALSE(log->latest_snapshot());
+  for (int i = 0; i < 5; ++i) log->append(RecordType::command, 1, at_ms(i), "c", {});
+  CHECK_THROWS_WITH(log->write_snapshot(6, "too far"), Catch::Contains("not durable yet"));
+  log->flush();
+  const std::string bytes = std::string("snap\0shot\r\n", 11) + std::string(100'000, 'x');
+  log->write_snapshot(5, bytes);
+  const auto snap = log->latest_snapshot();
+  REQUIRE(snap);
+  CHECK(snap->seq == 5);
+  CHECK(snap->bytes == bytes);
+
+  REQUIRE(redis.command("HSET visitd:{agency}:snapshot crc 12345") == ":0\r\n");
+  CHECK_THROWS_WITH(log->latest_snapshot(), Catch::Contains("fails its checksum"));
+}
+
+TEST_CASE("Redis: compaction drops only location fixes older than the retention and covered") {
+  test::RedisServer redis;
+  const auto log = RedisLog::open(options(redis));
+  // seq 1..30 at minute i; every third a location fix.
+  for (std::uint64_t i = 1; i <= 30; ++i) {
+    log->append(type_for(i), 1, at_ms(std::int64_t(i) * 60'000), payload_for(i), {});
+  }
+  log->flush();
+  log->write_snapshot(24, "state at 24");
+  // Fixes before minute 20 go (3, 6, ..., 18: six of them); 21 and 24 are within the
+  // retention, 27 and 30 are not covered by the snapshot.
+  CHECK(log->compact(at_ms(20 * 60'000)) == 6);
+  std::set<std::uint64_t> seqs;
+  for (const Record& r : read_all(*log)) seqs.insert(r.seq);
+  CHECK(seqs.size() == 24);
+  for (std::uint64_t gone : {3, 6, 9, 12, 15, 18}) CHECK(seqs.count(gone) == 0);
+  for (std::uint64_t kept : {1, 2, 4, 20, 21, 24, 27, 30}) CHECK(seqs.count(kept) == 1);
+  // Later, with a later snapshot and cut-off, the rest follow; nothing is dropped twice.
+  log->write_snapshot(30, "state at 30");
+  CHECK(log->compact(at_ms(31 * 60'000)) == 4);
+  CHECK(read_all(*log).size() == 20);
+}
+
+TEST_CASE(
+    "Redis: while the server refuses writes nothing is durable; then all of it is, in order") {
+  test::RedisServer redis;
+  auto o = options(redis);
+  o.command_timeout = 300ms;
+  const auto log = RedisLog::open(o);
+  for (int i = 1; i <= 5; ++i) log->append(type_for(i), 1, at_ms(i), payload_for(i), {});
+  log->flush();
+  REQUIRE(log->durable_seq() == 5);
+
+  // No replica can take the writes: every append is refused with NOREPLICAS.
+  REQUIRE(redis.command("CONFIG SET min-replicas-to-write 1") == "+OK\r\n");
+  for (int i = 6; i <= 20; ++i) log->append(type_for(i), 1, at_ms(i), payload_for(i), {});
+  REQUIRE(eventually([&] { return !log->unavailable().empty(); }));
+  CHECK_THAT(log->unavailable(), Catch::Contains("NOREPLICAS"));
+  std::this_thread::sleep_for(300ms);
+  CHECK(log->durable_seq() == 5);
+
+  REQUIRE(redis.command("CONFIG SET min-replicas-to-write 0") == "+OK\r\n");
+  REQUIRE(eventually([&] { return log->durable_seq() == 20; }));
+  CHECK(log->unavailable().empty());
+  const auto records = read_all(*log);
+  REQUIRE(records.size() == 20);
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    CHECK(records[i].seq == i + 1);
+    CHECK(records[i].payload == payload_for(i + 1));
+  }
+}
+
+TEST_CASE("Redis: killed and restarted under load, nothing reported durable is lost") {
+  std::uint64_t seed = std::random_device{}();
+  if (const char* env = std::getenv("VISITD_SEED")) seed = std::strtoull(env, nullptr, 10);
+  std::fprintf(stderr, "redis outage test: seed %llu\n", static_cast<unsigned long long>(seed));
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+
+  test::RedisServer redis;
+  auto o = options(redis);
+  o.command_timeout = 300ms;
+  const auto log = RedisLog::open(o);
+
+  std::mutex mu;
+  std::vector<std::uint64_t> reported;  // in the order the callbacks came
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> appended{0};
+  std::atomic<bool> wrong_seq{false};
+  std::thread writer([&] {
+    while (!stop.load()) {
+      // At most 64 records waiting, like phones that wait for their acks.
+      if (appended.load() - log->durable_seq() >= 64) {
+        std::this_thread::sleep_for(1ms);
+        continue;
+      }
+      const std::uint64_t next = appended.load() + 1;
+      const auto seq = log->append(type_for(next), 1, at_ms(std::int64_t(next)), payload_for(next),
+                                   [&](std::uint64_t s, std::error_code ec) {
+                                     if (ec) return;
+                                     const std::lock_guard lock(mu);
+                                     reported.push_back(s);
+                                   });
+      if (seq != next) wrong_seq.store(true);
+      appended.store(next);
+    }
+  });
+
+  int outages_seen = 0;
+  for (int kill = 0; kill < 5; ++kill) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 200));
+    redis.kill9();
+    // Nothing can become durable now, and the store says why.
+    if (eventually([&] { return !log->unavailable().empty(); }, 5s)) ++outages_seen;
+    const std::uint64_t stuck = log->durable_seq();
+    std::this_thread::sleep_for(100ms);
+    CHECK(log->durable_seq() == stuck);
+    redis.start();
+    REQUIRE(eventually([&] { return log->unavailable().empty(); }));
+    REQUIRE(eventually([&] { return log->durable_seq() > stuck; }));
+  }
+  stop.store(true);
+  writer.join();
+  REQUIRE_FALSE(wrong_seq.load());
+  log->flush();
+  REQUIRE(log->durable_seq() == appended.load());
+  CHECK(outages_seen == 5);
+  CHECK(log->connections() >= 6);
+
+  // Every seq reported durable exactly once and in order; the stream holds 1..N, each intact.
+  {
+    const std::lock_guard lock(mu);
+    REQUIRE(reported.size() == appended.load());
+    for (std::size_t i = 0; i < reported.size(); ++i) REQUIRE(reported[i] == i + 1);
+  }
+  redis.kill9();
+  redis.start();
+  const auto reopened = RedisLog::open(options(redis));
+  const auto records = read_all(*reopened);
+  REQUIRE(records.size() == appended.load());
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    REQUIRE(records[i].seq == i + 1);
+    REQUIRE(records[i].payload == payload_for(i + 1));
+  }
+  std::fprintf(stderr, "redis outage test: %llu records through 5 kills\n",
+               static_cast<unsigned long long>(appended.load()));
+}
