@@ -103,6 +103,26 @@ TEST_CASE("Redis: an unreachable server, a bad URL and a key of the wrong type s
   CHECK_THROWS_WITH(RedisLog::open(options(redis)), Catch::Contains("not a stream"));
 }
 
+TEST_CASE("Redis: a password and a database number in the URL are used; a wrong one is refused") {
+  test::RedisServer redis({"--requirepass", "s3cret"});
+  auto o = options(redis);
+  o.url = "redis://:wrong@127.0.0.1:" + std::to_string(redis.port()) + "/3";
+  CHECK_THROWS_WITH(RedisLog::open(o), Catch::Contains("refused AUTH"));
+  o.url = "redis://:s3cret@127.0.0.1:" + std::to_string(redis.port()) + "/3";
+  {
+    const auto log = RedisLog::open(o);
+    log->append(RecordType::command, 1, at_ms(1), "in db 3", {});
+    log->flush();
+    CHECK(log->durable_seq() == 1);
+    CHECK(read_all(*log).at(0).payload == "in db 3");
+  }
+  // The records went to database 3, not 0.
+  const std::string auth = "AUTH s3cret\r\n";
+  CHECK(redis.command(auth + "SELECT 3\r\nXLEN visitd:{agency}:log").find(":1\r\n") !=
+        std::string::npos);
+  CHECK(redis.command(auth + "XLEN visitd:{agency}:log").find(":0\r\n") != std::string::npos);
+}
+
 TEST_CASE("Redis: records come back exactly as appended, and a restart continues the sequence") {
   test::RedisServer redis;
   std::vector<std::uint64_t> durable;
@@ -277,6 +297,11 @@ TEST_CASE("Redis: killed and restarted under load, nothing reported durable is l
   CHECK(log->connections() >= 6);
 
   // Every seq reported durable exactly once and in order; the stream holds 1..N, each intact.
+  // (durable_seq() moves just before the callbacks run, on the store's thread.)
+  CHECK(eventually([&] {
+    const std::lock_guard lock(mu);
+    return reported.size() == appended.load();
+  }));
   {
     const std::lock_guard lock(mu);
     REQUIRE(reported.size() == appended.load());

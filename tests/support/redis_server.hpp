@@ -33,8 +33,9 @@ class RedisServer {
 
   unsigned short port() const { return port_; }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
-  /// Runs one command over a plain socket (inline protocol: no spaces inside arguments) and
-  /// returns the raw RESP answer, e.g. "+PONG\r\n"; for tests that poke at the server.
+  /// Runs commands over a plain socket (inline protocol: no spaces inside arguments; several
+  /// separated by "\r\n") and returns the raw RESP answers, e.g. "+PONG\r\n"; for tests
+  /// that poke at the server (simple replies only: one line per command).
   std::string command(const std::string& line) const;
 
  private:
