@@ -50,6 +50,7 @@ export const RESOLUTION_WORDS = {
   cancelled: 'visit cancelled',
   reassigned: 'visit reassigned',
   rescheduled: 'visit rescheduled',
+  on_track: 'carer back on time',
   user: 'resolved by the office',
 };
 

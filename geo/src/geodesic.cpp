@@ -48,8 +48,9 @@ FenceCheck check_geofence(LatLon centre, double radius_m, LatLon fix, double acc
   return {Fence::uncertain, distance};
 }
 
-Duration travel_time(LatLon a, LatLon b, const TravelModel& model) {
-  const double distance = distance_m(a, b);
+namespace {
+
+Duration travel_for(double distance, const TravelModel& model) {
   // An unknown position gives no estimate beyond the fixed minimum: no invented delay.
   if (!std::isfinite(distance)) return model.minimum;
   const double speed_kmh =
@@ -61,6 +62,29 @@ Duration travel_time(LatLon a, LatLon b, const TravelModel& model) {
   const double whole_seconds =
       std::min(std::ceil(std::max(seconds - kRoundingSlackS, 0.0)), kLongestTravelS);
   return std::chrono::seconds(static_cast<std::int64_t>(whole_seconds)) + model.minimum;
+}
+
+// The largest radius of curvature of the WGS84 ellipsoid (the meridian's, at the poles):
+// no arc of a meridian or a parallel is longer than this radius times its angle.
+constexpr double kMaxCurvatureRadiusM = 6399593.6259;
+constexpr double kRadiansPerDegree = 3.14159265358979323846 / 180;
+
+}  // namespace
+
+Duration travel_time(LatLon a, LatLon b, const TravelModel& model) {
+  return travel_for(distance_m(a, b), model);
+}
+
+Duration travel_time_at_most(LatLon a, LatLon b, const TravelModel& model) {
+  // The length of a path along the meridian, then along the parallel nearer the equator: no
+  // shorter than the geodesic, and a few multiplications instead of an iterative solution.
+  double dlon = std::fabs(a.lon - b.lon);
+  dlon = std::min(dlon, 360 - dlon);
+  const double widest = std::min(std::fabs(a.lat), std::fabs(b.lat));
+  const double path = kMaxCurvatureRadiusM * kRadiansPerDegree *
+                      (std::fabs(a.lat - b.lat) + std::cos(widest * kRadiansPerDegree) * dlon);
+  // A little slack for rounding; a bound that is exact to the metre is not needed.
+  return travel_for(path * 1.0001 + 1, model);
 }
 
 }  // namespace visitd::geo

@@ -1,5 +1,6 @@
 #include "visitd/geo/geodesic.hpp"
 
+#include <algorithm>
 #include <array>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -12,6 +13,7 @@ using visitd::geo::distance_m;
 using visitd::geo::Fence;
 using visitd::geo::LatLon;
 using visitd::geo::travel_time;
+using visitd::geo::travel_time_at_most;
 using visitd::geo::TravelModel;
 using visitd::geo::valid;
 using namespace std::chrono_literals;
@@ -369,4 +371,36 @@ TEST_CASE("Absurd travel models cannot overflow the estimate", "[geo][travel]") 
   const auto t = travel_time({0, 0}, {0, 179}, TravelModel{1e300, 1e-300, 0ms});
   CHECK(t > 0ms);
   CHECK(t <= std::chrono::hours(24 * 100));
+}
+
+TEST_CASE("The cheap travel bound is never below the estimate, and close to it nearby",
+          "[geo][travel]") {
+  // A fixed grid of journeys: across a town, across a county, across the world, over the
+  // antimeridian, near the poles, on the equator. The bound may only ever be larger.
+  const TravelModel model{1.4, 30, 2min};
+  const std::array<std::pair<double, double>, 7> steps{
+      {{0, 0}, {0.001, 0.001}, {0.05, -0.08}, {-0.3, 0.4}, {2, 3}, {-20, 50}, {0, -0.2}}};
+  std::size_t near = 0;
+  for (const double lat : {-89.5, -60.0, -33.9, 0.0, 1.0, 45.0, 51.5, 70.0, 89.9}) {
+    for (const double lon : {-179.9, -0.14, 0.0, 90.0, 179.9}) {
+      for (const auto& [dlat, dlon] : steps) {
+        const LatLon a{lat, lon};
+        LatLon b{std::clamp(lat + dlat, -90.0, 90.0), lon + dlon};
+        if (b.lon > 180) b.lon -= 360;
+        if (b.lon < -180) b.lon += 360;
+        CAPTURE(a.lat, a.lon, b.lat, b.lon);
+        const Duration exact = travel_time(a, b, model);
+        const Duration bound = travel_time_at_most(a, b, model);
+        CHECK(bound >= exact);
+        // Within a few kilometres, away from the poles, the bound is at most 1.5x the drive:
+        // tight enough that the engine seldom needs the exact one.
+        if (std::abs(dlat) < 0.1 && std::abs(lat) < 71) {
+          ++near;
+          CHECK(double((bound - model.minimum).count()) <=
+                1.5 * double((exact - model.minimum).count()) + 1000);
+        }
+      }
+    }
+  }
+  CHECK(near == 7 * 5 * 4);
 }

@@ -46,4 +46,9 @@ struct TravelModel {
 /// Estimated travel time from a to b under the model.
 Duration travel_time(LatLon a, LatLon b, const TravelModel& model);
 
+/// A cheap bound, never less than travel_time(a, b, model) (for a path over a pole it is
+/// merely large): enough to tell that a journey surely fits in the time left without
+/// solving the geodesic.
+Duration travel_time_at_most(LatLon a, LatLon b, const TravelModel& model);
+
 }  // namespace visitd::geo
