@@ -64,10 +64,15 @@ Duration travel_for(double distance, const TravelModel& model) {
   return std::chrono::seconds(static_cast<std::int64_t>(whole_seconds)) + model.minimum;
 }
 
-// The largest radius of curvature of the WGS84 ellipsoid (the meridian's, at the poles):
-// no arc of a meridian or a parallel is longer than this radius times its angle.
-constexpr double kMaxCurvatureRadiusM = 6399593.6259;
+// WGS84.
+constexpr double kA = 6378137.0;
+constexpr double kF = 1 / 298.257223563;
+constexpr double kE2 = kF * (2 - kF);
 constexpr double kRadiansPerDegree = 3.14159265358979323846 / 180;
+// Where the flat-earth distance is as good as the geodesic for a travel estimate: at most
+// about a degree apart (~100 km), away from the poles and the antimeridian.
+constexpr double kLocalDegrees = 1.0;
+constexpr double kLocalLatitude = 80.0;
 
 }  // namespace
 
@@ -75,16 +80,22 @@ Duration travel_time(LatLon a, LatLon b, const TravelModel& model) {
   return travel_for(distance_m(a, b), model);
 }
 
-Duration travel_time_at_most(LatLon a, LatLon b, const TravelModel& model) {
-  // The length of a path along the meridian, then along the parallel nearer the equator: no
-  // shorter than the geodesic, and a few multiplications instead of an iterative solution.
-  double dlon = std::fabs(a.lon - b.lon);
-  dlon = std::min(dlon, 360 - dlon);
-  const double widest = std::min(std::fabs(a.lat), std::fabs(b.lat));
-  const double path = kMaxCurvatureRadiusM * kRadiansPerDegree *
-                      (std::fabs(a.lat - b.lat) + std::cos(widest * kRadiansPerDegree) * dlon);
-  // A little slack for rounding; a bound that is exact to the metre is not needed.
-  return travel_for(path * 1.0001 + 1, model);
+Duration travel_time_local(LatLon a, LatLon b, const TravelModel& model) {
+  const double dlat = b.lat - a.lat;
+  const double dlon = b.lon - a.lon;
+  const double mean = (a.lat + b.lat) / 2;
+  if (!(std::fabs(dlat) <= kLocalDegrees && std::fabs(dlon) <= kLocalDegrees &&
+        std::fabs(mean) <= kLocalLatitude)) {
+    return travel_time(a, b, model);  // far, near a pole, or not a position
+  }
+  // Meridional (M) and prime vertical (N) radii of curvature at the mean latitude.
+  const double s = std::sin(mean * kRadiansPerDegree);
+  const double w2 = 1 - kE2 * s * s;
+  const double n = kA / std::sqrt(w2);
+  const double m = n * (1 - kE2) / w2;
+  const double north = m * dlat * kRadiansPerDegree;
+  const double east = n * std::cos(mean * kRadiansPerDegree) * dlon * kRadiansPerDegree;
+  return travel_for(std::sqrt(north * north + east * east), model);
 }
 
 }  // namespace visitd::geo

@@ -186,6 +186,9 @@ std::optional<Error> Engine::reconfigure(std::shared_ptr<const config::Settings>
         std::string_view(key).substr(0, first),
         std::string_view(key).substr(first + 1, last - first - 1), key.substr(last + 1) == "c");
   }
+  longest_late_after_ = Duration{0};
+  for (const auto& th : thresholds_)
+    longest_late_after_ = std::max(longest_late_after_, th.late_after);
   for (CarerIndex c = 0; c < carers_.size(); ++c) rebuild_shifts(c);
   for (VisitIndex v = 0; v < visits_.size(); ++v) {
     plan_start(v);
@@ -474,8 +477,9 @@ Reply Engine::on(const LocationPing& c, Effects& fx) {
   if (!carer.last_fix || at >= carer.last_fix_at) {
     carer.last_fix = c.fix;
     carer.last_fix_at = at;
-    // A phone may ping every few seconds; the estimate is made again at most this often.
-    if (now_ >= carer.assessed_at + settings_->tracking.min_ping_interval) {
+    // A phone may ping every few seconds; the estimate is made again at most this often, and
+    // not while the carer is at a visit (it starts from there, whatever the phone says).
+    if (now_ >= carer.assessed_at + settings_->tracking.min_ping_interval && !carer.at_visit) {
       carer.assessed_at = now_;
       assess(*ci, now_, fx);
     }
@@ -766,8 +770,14 @@ Reply Engine::on(const Reassign& c, Effects& fx) {
   }
   plan_start(vi);
   touch(vi, fx);
-  for (CarerIndex ci : old) assess(ci, now_, fx);
-  for (CarerIndex ci : v.carers) assess(ci, now_, fx);
+  for (CarerIndex ci : old) {
+    carers_[ci].passed = 0;  // the visit's first carer may be another now
+    assess(ci, now_, fx);
+  }
+  for (CarerIndex ci : v.carers) {
+    carers_[ci].passed = 0;
+    assess(ci, now_, fx);
+  }
   return accepted(vi);
 }
 
@@ -858,6 +868,8 @@ ClientIndex Engine::upsert_client(const ClientPlan& plan) {
   c.id = plan.id;
   c.name = plan.name;
   c.location = plan.location;
+  if (homes_.size() < clients_.size()) homes_.resize(clients_.size());
+  homes_[it->second] = plan.location;
   c.geofence_m = plan.geofence_m;
   c.tag = plan.tag;
   return it->second;
@@ -872,6 +884,7 @@ std::uint16_t Engine::thresholds_index(BranchIndex b, std::string_view type, boo
   auto it = thresholds_ids_.find(key);
   if (it != thresholds_ids_.end()) return it->second;
   thresholds_.push_back(settings_->thresholds_for(branches_[b].id, type, tc));
+  longest_late_after_ = std::max(longest_late_after_, thresholds_.back().late_after);
   const auto index = std::uint16_t(thresholds_.size() - 1);
   thresholds_ids_.emplace(std::move(key), index);
   return index;
@@ -880,6 +893,7 @@ std::uint16_t Engine::thresholds_index(BranchIndex b, std::string_view type, boo
 void Engine::rebuild_shifts(CarerIndex ci) {
   Carer& carer = carers_[ci];
   carer.shifts.clear();
+  carer.passed = 0;  // the rota changed: any visit may be the next one again
   // One shift per local day: first visit's start - lead to last visit's end + tail.
   std::map<std::pair<BranchIndex, std::int32_t>, Shift> by_day;
   for (VisitIndex vi : carer.visits) {
@@ -1263,30 +1277,43 @@ bool worth_telling(const Risk& was, const Risk& now) {
 
 }  // namespace
 
-VisitIndex Engine::next_visit(CarerIndex ci, TimePoint at) const {
+std::size_t Engine::next_visit(CarerIndex ci, TimePoint at) const {
   const Carer& carer = carers_[ci];
-  // A visit not yet due late started at most the longest late_after ago.
-  Duration lookback{0};
-  for (const auto& th : thresholds_) lookback = std::max(lookback, th.late_after);
-  auto it = std::lower_bound(carer.visits.begin(), carer.visits.end(), at - lookback,
-                             [this](VisitIndex v, TimePoint t) { return visits_[v].start < t; });
+  // Where the last search ended (nothing before it can be the next visit again until the
+  // carer's rota changes), else the first visit that may not be due late yet: those started
+  // at most the longest late_after ago.
+  auto it = carer.visits.begin() + std::ptrdiff_t(std::min(carer.passed, carer.visits.size()));
+  if (carer.passed == 0) {
+    it = std::lower_bound(carer.visits.begin(), carer.visits.end(), at - longest_late_after_,
+                          [this](VisitIndex v, TimePoint t) { return visits_[v].start < t; });
+  }
   for (; it != carer.visits.end(); ++it) {
     const Visit& v = visits_[*it];
-    if (v.state != VisitState::scheduled || !v.check_ins.empty() || v.carers.front() != ci) {
-      continue;
-    }
+    // Cheapest first: the carers' list is one more memory access away.
+    if (v.state != VisitState::scheduled || !v.check_ins.empty()) continue;
     if (at >= v.start + thresholds_[v.thresholds].late_after) continue;
-    return *it;
+    if (v.carers.front() != ci) continue;
+    carer.passed = std::size_t(it - carer.visits.begin());
+    return carer.passed;
   }
-  return kNoIndex;
+  carer.passed = carer.visits.size();
+  return kNoPosition;
 }
 
-Risk Engine::whereabouts(CarerIndex ci, VisitIndex vi, TimePoint at,
+std::size_t Engine::position(CarerIndex ci, VisitIndex vi) const {
+  const auto& list = carers_[ci].visits;
+  auto it = std::lower_bound(list.begin(), list.end(), visits_[vi].start,
+                             [this](VisitIndex v, TimePoint t) { return visits_[v].start < t; });
+  while (it != list.end() && *it != vi && visits_[*it].start == visits_[vi].start) ++it;
+  return it != list.end() && *it == vi ? std::size_t(it - list.begin()) : kNoPosition;
+}
+
+Risk Engine::whereabouts(CarerIndex ci, std::size_t pos, TimePoint at,
                          std::optional<TimePoint>* recheck) const {
-  // Visits of one shift at most: the scan back stops after this many.
-  constexpr int kLookBack = 24;
-  const Visit& v = visits_[vi];
+  // Visits a carer skipped (no check-in) are passed over, up to this many.
+  constexpr int kLookBack = 16;
   const Carer& carer = carers_[ci];
+  const Visit& v = visits_[carer.visits[pos]];
   const auto& t = settings_->tracking;
   const TimePoint late_at = v.start + thresholds_[v.thresholds].late_after;
 
@@ -1298,43 +1325,39 @@ Risk Engine::whereabouts(CarerIndex ci, VisitIndex vi, TimePoint at,
       break;
     }
   }
-  // The visit under way (the latest check-in without a check-out) and the last one left.
+  // The latest visit (by start) the carer came to: still under way, or left.
   const CheckRecord* open = nullptr;
-  VisitIndex open_visit = kNoIndex;
   const CheckRecord* left = nullptr;
-  VisitIndex left_visit = kNoIndex;
-  auto it = std::lower_bound(carer.visits.begin(), carer.visits.end(), v.start,
-                             [this](VisitIndex x, TimePoint s) { return visits_[x].start < s; });
-  for (int n = 0; it != carer.visits.begin() && n < kLookBack; ++n) {
-    --it;
-    const Visit& w = visits_[*it];
+  VisitIndex previous = kNoIndex;
+  for (std::size_t i = pos, n = 0; i > 0 && n < kLookBack; ++n) {
+    const VisitIndex wi = carer.visits[--i];
+    const Visit& w = visits_[wi];
     if (w.end < shift_from) break;
-    if (*it == vi || w.state == VisitState::cancelled) continue;
-    for (const CheckRecord& in : w.check_ins) {
-      if (in.carer != ci) continue;
-      const auto out = std::find_if(w.check_outs.begin(), w.check_outs.end(),
-                                    [ci](const CheckRecord& r) { return r.carer == ci; });
-      if (out != w.check_outs.end()) {
-        if (left == nullptr || out->at > left->at) {
-          left = &*out;
-          left_visit = *it;
-        }
-      } else if (!is_terminal(w.state) && (open == nullptr || in.at > open->at)) {
-        open = &in;
-        open_visit = *it;
-      }
+    if (w.state == VisitState::cancelled) continue;
+    // A check-out implies the check-in: look there first (the usual case: the carer left).
+    const auto out = std::find_if(w.check_outs.begin(), w.check_outs.end(),
+                                  [ci](const CheckRecord& r) { return r.carer == ci; });
+    if (out != w.check_outs.end()) {
+      left = &*out;
+    } else {
+      const auto in = std::find_if(w.check_ins.begin(), w.check_ins.end(),
+                                   [ci](const CheckRecord& r) { return r.carer == ci; });
+      if (in == w.check_ins.end()) continue;
+      if (!is_terminal(w.state)) open = &*in;
     }
+    previous = wi;
+    break;
   }
 
   Risk r;
   geo::LatLon origin;
   TimePoint leave;
-  if (open != nullptr && (left == nullptr || open->at >= left->at)) {
-    const TimePoint finish = open->at + visits_[open_visit].planned();
+  if (open != nullptr) {
+    const TimePoint finish = open->at + visits_[previous].planned();
     r.basis = at > finish ? RiskBasis::overrunning : RiskBasis::in_visit;
-    r.from = open_visit;
+    r.from = previous;
     r.since = finish;
-    origin = clients_[visits_[open_visit].client].location;
+    origin = homes_[visits_[previous].client];
     leave = std::max(at, finish);
   } else if (t.location_pings && carer.last_fix && carer.last_fix_at >= shift_from &&
              (left == nullptr || carer.last_fix_at > left->at)) {
@@ -1344,19 +1367,17 @@ Risk Engine::whereabouts(CarerIndex ci, VisitIndex vi, TimePoint at,
     leave = carer.last_fix_at;
   } else if (left != nullptr) {
     r.basis = RiskBasis::left;
-    r.from = left_visit;
+    r.from = previous;
     r.since = left->at;
-    origin = clients_[visits_[left_visit].client].location;
+    origin = homes_[visits_[previous].client];
     leave = left->at;
   } else {
     return Risk{};
   }
-  const geo::TravelModel model{t.road_factor, t.speed_kmh, t.travel_minimum};
-  const geo::LatLon home = clients_[v.client].location;
-  // Most estimates are nowhere near the line: a cheap bound settles them without solving
-  // the geodesic.
-  const Duration bound = geo::travel_time_at_most(origin, home, model);
-  r.drive = leave + bound <= late_at ? bound : geo::travel_time(origin, home, model);
+  // Carers drive a few kilometres: the local estimate is the geodesic one to the second, at
+  // a fraction of its cost (this runs on pings).
+  r.drive = geo::travel_time_local(origin, homes_[v.client],
+                                   geo::TravelModel{t.road_factor, t.speed_kmh, t.travel_minimum});
   r.eta = leave + r.drive;
   const bool waiting = r.basis == RiskBasis::in_visit || r.basis == RiskBasis::overrunning;
   if (recheck != nullptr && waiting && r.eta <= late_at) {
@@ -1375,11 +1396,12 @@ void Engine::assess(CarerIndex ci, TimePoint at, Effects& fx) {
   Risk risk;
   std::optional<TimePoint> recheck;
   if (settings_->tracking.at_risk) {
-    next = next_visit(ci, at);
-    if (next != kNoIndex) {
+    const std::size_t pos = next_visit(ci, at);
+    if (pos != kNoPosition) {
+      next = carer.visits[pos];
       const Visit& v = visits_[next];
       risk = v.eta ? Risk{RiskBasis::stated, *v.eta, Duration{0}, kNoIndex, *v.eta}
-                   : whereabouts(ci, next, at, &recheck);
+                   : whereabouts(ci, pos, at, &recheck);
     }
   }
   const bool at_risk =
@@ -1398,7 +1420,12 @@ void Engine::assess(CarerIndex ci, TimePoint at, Effects& fx) {
     }
   }
   carer.at_risk = at_risk ? next : kNoIndex;
-  if (at_risk) {
+  carer.at_visit = risk.basis == RiskBasis::in_visit || risk.basis == RiskBasis::overrunning;
+  // Already flagged with much the same estimate (the usual case on a ping): nothing to tell.
+  // (An at_risk alert the office resolved by hand stays resolved until the estimate moves.)
+  const bool same = at_risk && visits_[next].risk.basis != RiskBasis::none &&
+                    !worth_telling(visits_[next].risk, risk);
+  if (at_risk && !same) {
     Visit& v = visits_[next];
     const AlertIndex open = open_alert(v, AlertPhase::start);
     if (open == kNoIndex) {
@@ -1423,7 +1450,8 @@ LateCause Engine::late_cause(VisitIndex vi, TimePoint at, Risk& risk) const {
     risk = Risk{RiskBasis::stated, *v.eta, Duration{0}, kNoIndex, *v.eta};
     return LateCause::running_late;
   }
-  risk = whereabouts(v.carers.front(), vi, at, nullptr);
+  const std::size_t pos = position(v.carers.front(), vi);
+  risk = pos == kNoPosition ? Risk{} : whereabouts(v.carers.front(), pos, at, nullptr);
   if (risk.basis == RiskBasis::in_visit || risk.basis == RiskBasis::overrunning) {
     return LateCause::previous_overrun;
   }
@@ -1494,8 +1522,8 @@ std::string Engine::canonical_dump() const {
     put(os, c.last_fix);
     os << '@' << format_rfc3339(c.last_fix_at)
        << " at_risk=" << (c.at_risk == kNoIndex ? -1 : std::int64_t(c.at_risk))
-       << " assessed=" << format_rfc3339(c.assessed_at) << " recheck=" << wheel_.pending(c.recheck)
-       << '\n';
+       << " assessed=" << format_rfc3339(c.assessed_at) << " at_visit=" << c.at_visit
+       << " recheck=" << wheel_.pending(c.recheck) << '\n';
   }
   for (const auto& v : visits_) {
     os << "visit " << v.id << " branch=" << branches_[v.branch].id

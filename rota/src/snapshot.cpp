@@ -104,6 +104,7 @@ std::string Engine::snapshot() const {
     w.time(c.last_fix_at);
     put_index(w, c.at_risk);
     w.time(c.assessed_at);
+    w.boolean(c.at_visit);
   }
 
   w.varint(visits_.size());
@@ -273,6 +274,7 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
     if (version >= 3) {
       c.at_risk = get_index(r, std::numeric_limits<std::uint32_t>::max());
       c.assessed_at = r.time();
+      c.at_visit = r.boolean();
     }
   }
 
@@ -450,6 +452,7 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
   }
   for (ClientIndex ci = 0; ci < e.clients_.size(); ++ci) {
     e.client_ids_.emplace(e.clients_[ci].id, ci);
+    e.homes_.push_back(e.clients_[ci].location);
   }
   for (CarerIndex ci = 0; ci < e.carers_.size(); ++ci) {
     e.carer_ids_.emplace(e.carers_[ci].id, ci);

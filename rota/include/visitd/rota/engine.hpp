@@ -289,6 +289,12 @@ struct Carer {
   VisitIndex at_risk = kNoIndex;  ///< the visit this carer's estimate put at risk, if any
   TimePoint assessed_at;          ///< when a ping last made the engine estimate (min_ping_interval)
   DeadlineWheel::Handle recheck;  ///< when the estimate changes with time alone
+  /// Whether the last estimate started from a visit the carer is still at: pings cannot
+  /// change it then, and do not estimate again.
+  bool at_visit = false;
+  /// Derived, never snapshot or compared: how many of `visits` the last search for the next
+  /// visit passed (none of those can be it again until the rota changes; 0: search all).
+  mutable std::size_t passed = 0;
 };
 
 enum class AlertPhase : std::uint8_t { start, end, location, duration, double_up };
@@ -541,12 +547,16 @@ class Engine {
   /// Estimates again when the carer reaches their next visit; raises, updates or resolves
   /// that visit's at_risk alert, and plans the carer's recheck.
   void assess(CarerIndex c, TimePoint at, Effects& fx);
-  /// The carer's next visit not yet due late: assigned (first listed), nobody checked in.
-  VisitIndex next_visit(CarerIndex c, TimePoint at) const;
-  /// When carer c reaches visit v as of `at`, from where they are or were (not what they
-  /// said); basis none without anything to go on. `recheck` (if given) is set when the
-  /// estimate changes with time alone while still inside the window.
-  Risk whereabouts(CarerIndex c, VisitIndex v, TimePoint at,
+  static constexpr std::size_t kNoPosition = ~std::size_t{0};
+  /// Where in the carer's visits their next visit not yet due late is: assigned (first
+  /// listed), nobody checked in; kNoPosition when none.
+  std::size_t next_visit(CarerIndex c, TimePoint at) const;
+  /// Where visit v is in the carer's visits; kNoPosition when not there.
+  std::size_t position(CarerIndex c, VisitIndex v) const;
+  /// When carer c reaches their visit at `position` as of `at`, from where they are or were
+  /// (not what they said); basis none without anything to go on. `recheck` (if given) is set when
+  /// the estimate changes with time alone while still inside the window.
+  Risk whereabouts(CarerIndex c, std::size_t position, TimePoint at,
                    std::optional<TimePoint>* recheck) const;
   /// The late alert's ladder waits / goes on (see Alert::held).
   void hold(AlertIndex a);
@@ -565,6 +575,9 @@ class Engine {
   std::vector<BranchInfo> branches_;
   std::vector<Visit> visits_;
   std::vector<Client> clients_;
+  /// Each client's location again, densely: at-risk estimates read it on pings, and a few
+  /// hundred kilobytes stay in cache where the whole clients do not.
+  std::vector<geo::LatLon> homes_;
   std::vector<Carer> carers_;
   std::deque<Alert> alerts_;  ///< chunked: raising an alert never moves the others
   /// Lets the id maps be searched with a string_view, without building a string per event.
@@ -581,6 +594,7 @@ class Engine {
 
   std::vector<std::vector<config::EscalationStep>> ladders_;  ///< frozen, deduplicated
   std::vector<config::Thresholds> thresholds_;
+  Duration longest_late_after_{0};  ///< of thresholds_: how far back a next visit may start
   std::map<std::string, std::uint16_t, std::less<>> thresholds_ids_;
 
   /// Every accepted carer event's decision: check-ins, check-outs and running-late for
