@@ -43,9 +43,10 @@ std::optional<json::value> board_until(WsClient& board, std::string_view what, W
 
 }  // namespace
 
-TEST_CASE("A silent phone shows on the board; its on-time offline burst resolves synced_late, "
-          "no page",
-          "[presence]") {
+TEST_CASE(
+    "A silent phone shows on the board; its on-time offline burst resolves synced_late, "
+    "no page",
+    "[presence]") {
   Receiver hook;
   DaemonConfig config;
   config.thresholds = {{"late_after", "\"2s\""}, {"missed_after", "\"1h\""}};
@@ -54,8 +55,7 @@ TEST_CASE("A silent phone shows on the board; its on-time offline burst resolves
   const auto start = now() + 3s;
   d.import_rota("B1", rota_csv({visit("V1", "C1", start)}));
 
-  WsClient board =
-      WsClient::with_token(d.port(), "/ws/board", token(Role::office, "sam", {"B1"}));
+  WsClient board = WsClient::with_token(d.port(), "/ws/board", token(Role::office, "sam", {"B1"}));
   const json::value snapshot = board.next_of("snapshot");
   CHECK(snapshot.at("visits").at(0).at("phone_offline_since").is_null());  // never seen
 
@@ -110,8 +110,7 @@ TEST_CASE("A carer leaving a visit 10 km from the next puts it at risk on the bo
   VisitRow v1 = visit("V1", "C1", now() + 10min, 30min);
   v1.lat += 0.08983;
   d.import_rota("B1", rota_csv({v0, v1}));
-  WsClient board =
-      WsClient::with_token(d.port(), "/ws/board", token(Role::office, "sam", {"B1"}));
+  WsClient board = WsClient::with_token(d.port(), "/ws/board", token(Role::office, "sam", {"B1"}));
   board.next_of("snapshot");
 
   WsClient phone = WsClient::with_token(d.port(), "/ws/carer", token(Role::carer, "C1"));
