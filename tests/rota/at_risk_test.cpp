@@ -85,6 +85,10 @@ struct Day {
     return apply(CheckOut{id(), "C1", visit, now, fix, Method::gps, "", ""});
   }
   Reply ping(const Fix& fix) { return apply(LocationPing{id(), "C1", now, fix}); }
+  /// C1 says they will reach visit B at `eta`.
+  Reply running_late(const char* eta, std::string reason = "") {
+    return apply(RunningLate{id(), "C1", "B", at(eta), std::move(reason)});
+  }
 
   const Visit& visit(const char* id) const { return engine->visit(*engine->find_visit(id)); }
   const Alert* start_alert(const char* id) const {
@@ -103,12 +107,19 @@ struct Day {
   }
 };
 
+/// C1's day of two_visits(), at 09:00 with C1 just checked in at Mrs A's.
+struct AtFirstVisit : Day {
+  explicit AtFirstVisit(config::Settings s = agency(), bool second_time_critical = false)
+      : Day(two_visits(second_time_critical), std::move(s)) {
+    run_to("2026-11-23T09:00:00Z");
+    REQUIRE(check_in("A", kAtA).status == Status::accepted);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("An overrunning visit puts the carer's next visit at risk before it is late") {
-  Day day(two_visits());
-  day.run_to("2026-11-23T09:00:00Z");
-  REQUIRE(day.check_in("A", kAtA).status == Status::accepted);
+  AtFirstVisit day;
 
   // Due to leave at 10:00 with 28 min to drive: inside the window until 10:17.
   day.run_to("2026-11-23T10:17:00Z");
@@ -179,9 +190,7 @@ TEST_CASE("An overrunning visit puts the carer's next visit at risk before it is
 }
 
 TEST_CASE("A late visit whose carer is still at an overrunning visit pages when time-critical") {
-  Day day(two_visits(true));  // B is a medication round: late at 10:35
-  day.run_to("2026-11-23T09:00:00Z");
-  REQUIRE(day.check_in("A", kAtA).status == Status::accepted);
+  AtFirstVisit day(agency(), true);  // B is a medication round: late at 10:35
   day.run_to("2026-11-23T10:35:00Z");
   const Alert* a = day.start_alert("B");
   REQUIRE(a != nullptr);
@@ -194,9 +203,7 @@ TEST_CASE("A late visit whose carer is still at an overrunning visit pages when 
 TEST_CASE("A carer who left late is at risk from the check-out alone when pings are off") {
   config::Settings s = agency();
   s.tracking.location_pings = false;
-  Day day(two_visits(), s);
-  day.run_to("2026-11-23T09:00:00Z");
-  REQUIRE(day.check_in("A", kAtA).status == Status::accepted);
+  AtFirstVisit day(s);
 
   SECTION("pings are refused and not kept") {
     const Reply r = day.ping(kNearB);
@@ -219,9 +226,7 @@ TEST_CASE("A carer who left late is at risk from the check-out alone when pings 
 TEST_CASE("A late check-out keeps the visit at risk, estimated from where and when they left") {
   config::Settings s = agency();
   s.tracking.location_pings = false;
-  Day day(two_visits(), s);
-  day.run_to("2026-11-23T09:00:00Z");
-  REQUIRE(day.check_in("A", kAtA).status == Status::accepted);
+  AtFirstVisit day(s);
   day.run_to("2026-11-23T10:14:00Z");  // still inside: 10:14 + 28 = 10:42
   CHECK(day.start_alert("B") == nullptr);
   day.run_to("2026-11-23T10:20:00Z");  // at risk from 10:17 on, by the recheck deadline
@@ -258,8 +263,7 @@ TEST_CASE("A location fix far from the next visit raises at_risk; one nearby res
 TEST_CASE("Running late: no page while the carer's eta is to come, a page once it passes") {
   Day day({plan("B", kHomeB, "2026-11-23T10:30:00Z", "2026-11-23T11:00:00Z")});
   day.run_to("2026-11-23T10:20:00Z");
-  REQUIRE(day.apply(RunningLate{"r1", "C1", "B", at("2026-11-23T11:05:00Z"), "traffic"}).status ==
-          Status::accepted);
+  REQUIRE(day.running_late("2026-11-23T11:05:00Z", "traffic").status == Status::accepted);
   // The carer's own word puts it at risk at once.
   const Alert* a = day.start_alert("B");
   REQUIRE(a != nullptr);
@@ -297,8 +301,7 @@ TEST_CASE(
   CHECK(day.pages("B") == 1);  // the office, at once
 
   SECTION("eta within missed_after: the on-call step at +20 min waits") {
-    REQUIRE(day.apply(RunningLate{"r1", "C1", "B", at("2026-11-23T11:20:00Z"), ""}).status ==
-            Status::accepted);
+    REQUIRE(day.running_late("2026-11-23T11:20:00Z").status == Status::accepted);
     CHECK(a->held);
     day.run_to("2026-11-23T11:19:00Z");
     CHECK(day.pages("B") == 1);
@@ -306,8 +309,7 @@ TEST_CASE(
     CHECK(day.pages("B") == 2);  // the eta passed: the on-call step, not the office again
   }
   SECTION("eta after missed_after: the ladder goes on") {
-    REQUIRE(day.apply(RunningLate{"r1", "C1", "B", at("2026-11-23T11:40:00Z"), ""}).status ==
-            Status::accepted);
+    REQUIRE(day.running_late("2026-11-23T11:40:00Z").status == Status::accepted);
     CHECK_FALSE(a->held);
     day.run_to("2026-11-23T11:06:00Z");
     CHECK(day.pages("B") == 2);
@@ -317,9 +319,7 @@ TEST_CASE(
 TEST_CASE("With at_risk off no visit is ever at risk, and lateness pages as before") {
   config::Settings s = agency();
   s.tracking.at_risk = false;
-  Day day(two_visits(), s);
-  day.run_to("2026-11-23T09:00:00Z");
-  REQUIRE(day.check_in("A", kAtA).status == Status::accepted);
+  AtFirstVisit day(s);
   day.run_to("2026-11-23T10:44:00Z");
   CHECK(day.start_alert("B") == nullptr);
   day.run_to("2026-11-23T10:45:00Z");
@@ -331,9 +331,7 @@ TEST_CASE("With at_risk off no visit is ever at risk, and lateness pages as befo
 }
 
 TEST_CASE("At-risk state survives a snapshot and a clone: both carry on as the original") {
-  Day day(two_visits());
-  day.run_to("2026-11-23T09:00:00Z");
-  REQUIRE(day.check_in("A", kAtA).status == Status::accepted);
+  AtFirstVisit day;
   day.run_to("2026-11-23T10:00:00Z");  // the recheck deadline (10:17) is pending
   const std::string bytes = day.engine->snapshot();
   REQUIRE(bytes.substr(4, 1) == std::string(1, '\x03'));  // format 3
@@ -357,9 +355,7 @@ TEST_CASE("At-risk state survives a snapshot and a clone: both carry on as the o
 }
 
 TEST_CASE("A snapshot of a format newer than this build is refused with the formats it reads") {
-  Day day(two_visits());
-  day.run_to("2026-11-23T09:00:00Z");
-  REQUIRE(day.check_in("A", kAtA).status == Status::accepted);
+  AtFirstVisit day;
   day.run_to("2026-11-23T10:30:00Z");
   std::string bytes = day.engine->snapshot();
   bytes[4] = '\x04';  // a newer format than this build reads
