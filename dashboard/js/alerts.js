@@ -139,6 +139,8 @@ export class AlertPanel {
     const bits = [`Visit ${a.visit}`];
     if (visit?.client?.name) bits.push(visit.client.name);
     bits.push(`branch ${a.branch}`);
+    if (a.phone_offline_since) bits.push(`phone offline since ${clock(a.phone_offline_since)}`);
+    if (a.pages_held) bits.push('no page yet: the cause is known');
     bits.push(a.escalation_level > 0 ? `escalated: level ${a.escalation_level}` : 'not escalated');
     const paged = pagedBy(a);
     bits.push(paged ? `paged ${paged.names.join(', ')} at ${clock(paged.last)}` : 'nobody paged');
