@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "visitd/core/time.hpp"
 #include "visitd/rota/engine.hpp"
@@ -362,4 +364,59 @@ TEST_CASE("A snapshot of a format newer than this build is refused with the form
   const auto refused = Engine::restore(*day.settings, bytes);
   REQUIRE_FALSE(refused);
   CHECK(refused.error().message.find("1 to 3") != std::string::npos);
+}
+
+namespace {
+
+// The at_risk_test day as visitd at 453920e (snapshot format 2, before at-risk) saved it at
+// 10:00, C1 checked in at Mrs A's since 09:00 (written by that build's Engine::snapshot()).
+constexpr std::string_view kFormat2AtTen =
+    "56534e50028084c9fdc068010242310204434c2d41054d72732041711b0de02dc049400bb5a679c729c2bf00"
+    "0004434c2d42054d727320420035b56cadcb49400bb5a679c729c2bf00000102433102000100000201410000"
+    "010080ca91fac0688084c9fdc0680d706572736f6e616c5f636172650000d8c402030000010002653180ca91"
+    "fac06880ca91fac06880ca91fac0680195f1ef332ec0494099d87c5c1b2ac2bf0000000000002440e434638b"
+    "dafbf43f000000000000000000000001420001010080e1a4ffc06880be8081c1680d706572736f6e616c5f63"
+    "6172650000d8c40200000000000000000000000000000001f6c1e8ded7d5fecdb201f3d8ff87c5e3f8860901"
+    "030000000201c0f2b6fec06804c0cf9280c168";
+
+std::string from_hex(std::string_view hex) {
+  std::string bytes;
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+    bytes += char(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
+  }
+  return bytes;
+}
+
+}  // namespace
+
+TEST_CASE("A snapshot of format 2 (before at-risk) is read, and the day goes on with at-risk") {
+  const std::string bytes = from_hex(kFormat2AtTen);
+  REQUIRE(bytes[4] == 2);
+  Day day(two_visits());  // for its settings; the engine is the restored one
+  auto restored = Engine::restore(*day.settings, bytes);
+  REQUIRE(restored);
+  day.engine = std::move(*restored);
+  day.now = day.engine->now();
+  CHECK(day.now == at("2026-11-23T10:00:00Z"));
+  CHECK(day.visit("A").state == VisitState::in_progress);
+  CHECK(day.visit("B").risk.basis == RiskBasis::none);  // what format 2 did not have
+
+  SECTION("the late visit still waits for missed: its cause is read from the state") {
+    day.run_to("2026-11-23T10:45:00Z");
+    const Alert* a = day.start_alert("B");
+    REQUIRE(a != nullptr);
+    CHECK(a->kind == AlertKind::late);
+    CHECK(day.visit("B").cause == LateCause::previous_overrun);
+    CHECK(day.pages("B") == 0);
+  }
+  SECTION("the carer's next event estimates again") {
+    day.run_to("2026-11-23T10:20:00Z");
+    // "e1" was the check-in's id: decided before the snapshot, still a duplicate after it.
+    REQUIRE(day.check_out("A", kAtA).status == Status::duplicate);
+    REQUIRE(day.check_out("A", kAtA).status == Status::accepted);
+    const Alert* a = day.start_alert("B");
+    REQUIRE(a != nullptr);
+    CHECK(a->kind == AlertKind::at_risk);
+    CHECK(day.visit("B").risk.eta == at("2026-11-23T10:48:00Z"));
+  }
 }
