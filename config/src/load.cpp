@@ -432,6 +432,15 @@ class Reader {
     return d;
   }
 
+  [[nodiscard]] std::optional<bool> boolean(const toml::table& t, std::string_view path,
+                                            std::string_view key) const {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return std::nullopt;
+    const auto* b = n->as_boolean();
+    if (b == nullptr) wrong_type(*n, join(path, key), "true or false");
+    return b->get();
+  }
+
   [[nodiscard]] std::optional<double> number(const toml::table& t, std::string_view path,
                                              std::string_view key) const {
     const toml::node* n = t.get(key);
@@ -725,13 +734,27 @@ class Reader {
     const std::string_view p = "tracking";
     check_keys(t, p,
                {"early_window", "late_window", "device_skew", "shift_lead", "shift_tail",
-                "offline_window"});
+                "offline_window", "at_risk", "location_pings", "min_ping_interval", "road_factor",
+                "speed_kmh", "travel_minimum"});
     if (auto v = duration(t, p, "early_window")) out.early_window = *v;
     if (auto v = duration(t, p, "late_window")) out.late_window = *v;
     if (auto v = duration(t, p, "device_skew")) out.device_skew = *v;
     if (auto v = duration(t, p, "shift_lead")) out.shift_lead = *v;
     if (auto v = duration(t, p, "shift_tail")) out.shift_tail = *v;
     if (auto v = positive_duration(t, p, "offline_window")) out.offline_window = *v;
+    if (auto v = boolean(t, p, "at_risk")) out.at_risk = *v;
+    if (auto v = boolean(t, p, "location_pings")) out.location_pings = *v;
+    if (auto v = duration(t, p, "min_ping_interval")) out.min_ping_interval = *v;
+    if (auto v = duration(t, p, "travel_minimum")) out.travel_minimum = *v;
+    if (auto v = number(t, p, "road_factor")) {
+      // Roads are never shorter than the geodesic; past 5 the figure is surely a typo.
+      if (*v < 1 || *v > 5) fail(*t.get("road_factor"), join(p, "road_factor"), "must be 1 to 5");
+      out.road_factor = *v;
+    }
+    if (auto v = number(t, p, "speed_kmh")) {
+      if (*v < 1 || *v > 130) fail(*t.get("speed_kmh"), join(p, "speed_kmh"), "must be 1 to 130");
+      out.speed_kmh = *v;
+    }
   }
 
   void read_clock(const toml::table& t, Settings& s) const {
@@ -1337,6 +1360,12 @@ std::string describe(const Settings& s) {
   w.duration("shift_lead", s.tracking.shift_lead);
   w.duration("shift_tail", s.tracking.shift_tail);
   w.duration("offline_window", s.tracking.offline_window);
+  w.value("at_risk", s.tracking.at_risk ? "true" : "false");
+  w.value("location_pings", s.tracking.location_pings ? "true" : "false");
+  w.duration("min_ping_interval", s.tracking.min_ping_interval);
+  w.value("road_factor", format_double(s.tracking.road_factor));
+  w.value("speed_kmh", format_double(s.tracking.speed_kmh));
+  w.duration("travel_minimum", s.tracking.travel_minimum);
 
   for (const Branch& b : s.branches) {
     w.array_header("branches");

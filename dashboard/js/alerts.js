@@ -140,6 +140,10 @@ export class AlertPanel {
     const bits = [`Visit ${a.visit}`];
     if (visit?.client?.name) bits.push(visit.client.name);
     bits.push(`branch ${branchLabel(a.branch)}`);
+    if (a.phone_offline_since) {
+      bits.push(`phone offline since ${clock(a.phone_offline_since, branchZone(a.branch))}`);
+    }
+    if (a.pages_held) bits.push('no page yet: the cause is known');
     bits.push(a.escalation_level > 0 ? `escalated: level ${a.escalation_level}` : 'not escalated');
     const paged = pagedBy(a);
     const zone = branchZone(a.branch);

@@ -4,7 +4,7 @@
 
 import { h, icon, clear, announce } from './dom.js';
 import {
-  stateWord, FLAG_WORDS, ALERT_KIND_WORDS, SEVERITY_WORDS, RESOLUTION_WORDS,
+  stateWord, FLAG_WORDS, ALERT_KIND_WORDS, SEVERITY_WORDS, RESOLUTION_WORDS, LATE_CAUSE_WORDS,
   compareAlerts, parseCarerList, formatMinutes, pagedBy,
 } from './model.js';
 import { clock, clockSeconds, browserZone } from './time.js';
@@ -117,6 +117,9 @@ export class VisitDetail {
       v.time_critical ? fact('Time-critical', h('span', {}, icon('pill', 'inline-icon'), ' Yes: medication or other timed care')) : null,
       v.late_by_s > 0 ? fact('Arrived', `${formatMinutes(v.late_by_s)} after the start`) : null,
       v.eta ? fact('Carer expects to arrive', `${clock(v.eta, zone)}${v.eta_reason ? ` — “${v.eta_reason}”` : ''}`) : null,
+      v.expected_at ? fact('Estimated arrival', clock(v.expected_at, zone)) : null,
+      v.late_cause ? fact('Why late', LATE_CAUSE_WORDS[v.late_cause] ?? v.late_cause) : null,
+      v.phone_offline_since ? fact("Carer's phone", `offline since ${clock(v.phone_offline_since, zone)}`) : null,
       v.state === 'cancelled' ? fact('Cancelled', v.cancel_reason ? `“${v.cancel_reason}”` : 'no reason given') : null,
       fact('Flags', v.flags.length
         ? h('ul', { class: 'flags' }, v.flags.map((f) => h('li', {}, FLAG_WORDS[f] ?? f)))

@@ -43,6 +43,11 @@ export const FLAG_WORDS = {
   tag_mismatch: 'Tag did not match the client',
 };
 
+export const LATE_CAUSE_WORDS = {
+  previous_overrun: 'still at (or late from) the previous visit',
+  running_late: 'the carer said they are running late',
+};
+
 export const RESOLUTION_WORDS = {
   checked_in: 'carer checked in',
   checked_out: 'carer checked out',
@@ -50,6 +55,7 @@ export const RESOLUTION_WORDS = {
   cancelled: 'visit cancelled',
   reassigned: 'visit reassigned',
   rescheduled: 'visit rescheduled',
+  on_track: 'carer back on time',
   user: 'resolved by the office',
 };
 

@@ -48,8 +48,9 @@ FenceCheck check_geofence(LatLon centre, double radius_m, LatLon fix, double acc
   return {Fence::uncertain, distance};
 }
 
-Duration travel_time(LatLon a, LatLon b, const TravelModel& model) {
-  const double distance = distance_m(a, b);
+namespace {
+
+Duration travel_for(double distance, const TravelModel& model) {
   // An unknown position gives no estimate beyond the fixed minimum: no invented delay.
   if (!std::isfinite(distance)) return model.minimum;
   const double speed_kmh =
@@ -61,6 +62,40 @@ Duration travel_time(LatLon a, LatLon b, const TravelModel& model) {
   const double whole_seconds =
       std::min(std::ceil(std::max(seconds - kRoundingSlackS, 0.0)), kLongestTravelS);
   return std::chrono::seconds(static_cast<std::int64_t>(whole_seconds)) + model.minimum;
+}
+
+// WGS84.
+constexpr double kA = 6378137.0;
+constexpr double kF = 1 / 298.257223563;
+constexpr double kE2 = kF * (2 - kF);
+constexpr double kRadiansPerDegree = 3.14159265358979323846 / 180;
+// Where the flat-earth distance is as good as the geodesic for a travel estimate: at most
+// about a degree apart (~100 km), away from the poles and the antimeridian.
+constexpr double kLocalDegrees = 1.0;
+constexpr double kLocalLatitude = 80.0;
+
+}  // namespace
+
+Duration travel_time(LatLon a, LatLon b, const TravelModel& model) {
+  return travel_for(distance_m(a, b), model);
+}
+
+Duration travel_time_local(LatLon a, LatLon b, const TravelModel& model) {
+  const double dlat = b.lat - a.lat;
+  const double dlon = b.lon - a.lon;
+  const double mean = (a.lat + b.lat) / 2;
+  if (!(std::fabs(dlat) <= kLocalDegrees && std::fabs(dlon) <= kLocalDegrees &&
+        std::fabs(mean) <= kLocalLatitude)) {
+    return travel_time(a, b, model);  // far, near a pole, or not a position
+  }
+  // Meridional (M) and prime vertical (N) radii of curvature at the mean latitude.
+  const double s = std::sin(mean * kRadiansPerDegree);
+  const double w2 = 1 - kE2 * s * s;
+  const double n = kA / std::sqrt(w2);
+  const double m = n * (1 - kE2) / w2;
+  const double north = m * dlat * kRadiansPerDegree;
+  const double east = n * std::cos(mean * kRadiansPerDegree) * dlon * kRadiansPerDegree;
+  return travel_for(std::sqrt(north * north + east * east), model);
 }
 
 }  // namespace visitd::geo

@@ -98,10 +98,19 @@ std::string_view to_string(AlertState s) {
   return kNames[std::size_t(s)];
 }
 std::string_view to_string(Resolution r) {
-  static constexpr std::string_view kNames[] = {"none",        "checked_in", "checked_out",
-                                                "synced_late", "cancelled",  "reassigned",
-                                                "user",        "rescheduled"};
+  static constexpr std::string_view kNames[] = {"none",        "checked_in",  "checked_out",
+                                                "synced_late", "cancelled",   "reassigned",
+                                                "user",        "rescheduled", "on_track"};
   return kNames[std::size_t(r)];
+}
+std::string_view to_string(RiskBasis b) {
+  static constexpr std::string_view kNames[] = {"none", "stated",   "location",
+                                                "left", "in_visit", "overrunning"};
+  return kNames[std::size_t(b)];
+}
+std::string_view to_string(LateCause c) {
+  static constexpr std::string_view kNames[] = {"none", "previous_overrun", "running_late"};
+  return kNames[std::size_t(c)];
 }
 
 std::string Alert::key(std::string_view visit_id) const {
@@ -177,6 +186,9 @@ std::optional<Error> Engine::reconfigure(std::shared_ptr<const config::Settings>
         std::string_view(key).substr(0, first),
         std::string_view(key).substr(first + 1, last - first - 1), key.substr(last + 1) == "c");
   }
+  longest_late_after_ = Duration{0};
+  for (const auto& th : thresholds_)
+    longest_late_after_ = std::max(longest_late_after_, th.late_after);
   for (CarerIndex c = 0; c < carers_.size(); ++c) rebuild_shifts(c);
   for (VisitIndex v = 0; v < visits_.size(); ++v) {
     plan_start(v);
@@ -186,6 +198,8 @@ std::optional<Error> Engine::reconfigure(std::shared_ptr<const config::Settings>
   for (AlertIndex a = 0; a < alerts_.size(); ++a) {
     if (alerts_[a].state == AlertState::acknowledged) plan_escalation(a);
   }
+  // The travel model or the switches may have changed.
+  for (CarerIndex c = 0; c < carers_.size(); ++c) assess(c, now_, effects);
   advance(now, effects);
   return std::nullopt;
 }
@@ -366,9 +380,11 @@ Reply Engine::on(const CheckIn& c, Effects& fx) {
     const AlertIndex start_alert = open_alert(v, AlertPhase::start);
     if (start_alert != kNoIndex) {
       const bool on_time = at <= v.start + th.late_after;
-      resolve(start_alert, on_time ? Resolution::synced_late : Resolution::checked_in, c.carer,
-              now_, fx);
+      const bool predicted = alerts_[start_alert].kind == AlertKind::at_risk;
+      resolve(start_alert, on_time && !predicted ? Resolution::synced_late : Resolution::checked_in,
+              c.carer, now_, fx);
     }
+    v.risk = Risk{};
     v.state = VisitState::in_progress;
     plan_end(vi);
   } else if (v.state == VisitState::completed) {
@@ -385,6 +401,7 @@ Reply Engine::on(const CheckIn& c, Effects& fx) {
   }
   plan_start(vi);
   touch(vi, fx);
+  assess(carer, now_, fx);
   remember(key, vi);
   return accepted(vi);
 }
@@ -423,14 +440,20 @@ Reply Engine::on(const CheckOut& c, Effects& fx) {
   v.flags |= flags;
   complete_if_done(vi, now_, fx);
   touch(vi, fx);
+  assess(carer, now_, fx);
   remember(key, vi);
   return accepted(vi);
 }
 
-Reply Engine::on(const LocationPing& c, Effects&) {
+Reply Engine::on(const LocationPing& c, Effects& fx) {
   const EventKey key = EventKey::of(c.carer, c.event_id);
   if (auto dup = duplicate_of(key)) return *dup;
   if (auto e = check_event_id(c.event_id)) return rejected(*e);
+  if (!settings_->tracking.location_pings) {
+    return rejected(ErrorCode::forbidden,
+                    "this agency does not track location: [tracking] location_pings is off; "
+                    "location not kept");
+  }
   if (!valid_fix(c.fix)) return rejected(ErrorCode::bad_message, "lat/lon/accuracy out of range");
   if (c.at < now_ - settings_->tracking.offline_window) {
     return rejected(ErrorCode::too_old,
@@ -454,6 +477,12 @@ Reply Engine::on(const LocationPing& c, Effects&) {
   if (!carer.last_fix || at >= carer.last_fix_at) {
     carer.last_fix = c.fix;
     carer.last_fix_at = at;
+    // A phone may ping every few seconds; the estimate is made again at most this often, and
+    // not while the carer is at a visit (it starts from there, whatever the phone says).
+    if (now_ >= carer.assessed_at + settings_->tracking.min_ping_interval && !carer.at_visit) {
+      carer.assessed_at = now_;
+      assess(*ci, now_, fx);
+    }
   }
   decided_.insert(key, Decision{kNoIndex, VisitState::scheduled, 0});
   // Kept until a resend would be refused as too old (by the device's own clock, which may be
@@ -486,7 +515,29 @@ Reply Engine::on(const RunningLate& c, Effects& fx) {
   }
   v.eta = c.eta;
   v.eta_reason = c.reason;
+  const AlertIndex late = open_alert(v, AlertPhase::start);
+  if (late != kNoIndex && alerts_[late].kind == AlertKind::late && !v.time_critical) {
+    // Already late: the carer's word holds the pages while the eta is still to come and
+    // within missed_after; an eta past that (or gone) lets them go on.
+    const auto& th = thresholds_[v.thresholds];
+    const bool believable = c.eta > now_ && c.eta <= v.start + th.missed_after;
+    if (believable) {
+      v.cause = LateCause::running_late;
+      v.risk = Risk{RiskBasis::stated, c.eta, Duration{0}, kNoIndex, c.eta};
+      if (!alerts_[late].held) {
+        hold(late);
+        alerts_[late].updated_at = now_;
+        ++alerts_[late].seq;
+        fx.push_back(Effect{Effect::Kind::alert_changed, late, AlertTransition::updated});
+      }
+    } else if (alerts_[late].held && v.cause == LateCause::running_late) {
+      v.cause = LateCause::none;
+      release(late, now_, fx);
+    }
+    plan_start(vi);
+  }
   touch(vi, fx);
+  assess(found->carer, now_, fx);
   remember(key, vi);
   return accepted(vi);
 }
@@ -648,6 +699,7 @@ Reply Engine::on(const ImportRota& c, Effects& fx) {
     });
     rebuild_shifts(ci);
     fx.push_back(Effect{Effect::Kind::rota_changed, ci});
+    assess(ci, now_, fx);
   }
   return r;
 }
@@ -718,6 +770,14 @@ Reply Engine::on(const Reassign& c, Effects& fx) {
   }
   plan_start(vi);
   touch(vi, fx);
+  for (CarerIndex ci : old) {
+    carers_[ci].passed = 0;  // the visit's first carer may be another now
+    assess(ci, now_, fx);
+  }
+  for (CarerIndex ci : v.carers) {
+    carers_[ci].passed = 0;
+    assess(ci, now_, fx);
+  }
   return accepted(vi);
 }
 
@@ -742,6 +802,7 @@ Reply Engine::on(const Cancel& c, Effects& fx) {
   for (CarerIndex ci : v.carers) {
     rebuild_shifts(ci);
     fx.push_back(Effect{Effect::Kind::rota_changed, ci});
+    assess(ci, now_, fx);
   }
   touch(vi, fx);
   return accepted(vi);
@@ -792,7 +853,11 @@ Reply Engine::on(const ResolveAlert& c, Effects& fx) {
 
 CarerIndex Engine::carer_of(std::string_view id) {
   auto [it, inserted] = carer_ids_.try_emplace(std::string(id), CarerIndex(carers_.size()));
-  if (inserted) carers_.push_back(Carer{std::string(id), {}, {}, std::nullopt, {}});
+  if (inserted) {
+    Carer carer;
+    carer.id = std::string(id);
+    carers_.push_back(std::move(carer));
+  }
   return it->second;
 }
 
@@ -803,6 +868,8 @@ ClientIndex Engine::upsert_client(const ClientPlan& plan) {
   c.id = plan.id;
   c.name = plan.name;
   c.location = plan.location;
+  if (homes_.size() < clients_.size()) homes_.resize(clients_.size());
+  homes_[it->second] = plan.location;
   c.geofence_m = plan.geofence_m;
   c.tag = plan.tag;
   return it->second;
@@ -817,6 +884,7 @@ std::uint16_t Engine::thresholds_index(BranchIndex b, std::string_view type, boo
   auto it = thresholds_ids_.find(key);
   if (it != thresholds_ids_.end()) return it->second;
   thresholds_.push_back(settings_->thresholds_for(branches_[b].id, type, tc));
+  longest_late_after_ = std::max(longest_late_after_, thresholds_.back().late_after);
   const auto index = std::uint16_t(thresholds_.size() - 1);
   thresholds_ids_.emplace(std::move(key), index);
   return index;
@@ -825,6 +893,7 @@ std::uint16_t Engine::thresholds_index(BranchIndex b, std::string_view type, boo
 void Engine::rebuild_shifts(CarerIndex ci) {
   Carer& carer = carers_[ci];
   carer.shifts.clear();
+  carer.passed = 0;  // the rota changed: any visit may be the next one again
   // One shift per local day: first visit's start - lead to last visit's end + tail.
   std::map<std::pair<BranchIndex, std::int32_t>, Shift> by_day;
   for (VisitIndex vi : carer.visits) {
@@ -868,7 +937,13 @@ void Engine::plan_start(VisitIndex vi) {
   std::optional<TimePoint> at;
   if (v.check_ins.empty()) {
     if (v.state == VisitState::scheduled) at = v.start + th.late_after;
-    if (v.state == VisitState::late) at = v.start + th.missed_after;
+    if (v.state == VisitState::late) {
+      at = v.start + th.missed_after;
+      const AlertIndex a = open_alert(v, AlertPhase::start);
+      if (v.cause == LateCause::running_late && v.eta && a != kNoIndex && alerts_[a].held) {
+        at = std::min(*at, *v.eta);
+      }
+    }
   } else if (v.carers.size() > 1 && !(v.flags & kDoubleUpIncomplete) &&
              missing_carer(v) != kNoIndex && !is_terminal(v.state)) {
     at = v.start + th.late_after;
@@ -907,6 +982,10 @@ void Engine::fire(std::uint32_t index, DeadlineKind kind, TimePoint at, Effects&
       alerts_[index].step = {};
       on_escalation_deadline(index, at, fx);
       break;
+    case DeadlineKind::at_risk:
+      carers_[index].recheck = {};
+      assess(index, at, fx);
+      break;
   }
 }
 
@@ -927,10 +1006,23 @@ void Engine::on_start_deadline(VisitIndex vi, TimePoint at, Effects& fx) {
     raise(vi, AlertPhase::start, AlertKind::missed, Severity::critical, carer, at, fx);
   } else if (at >= v.start + th.late_after && v.state == VisitState::scheduled) {
     v.state = VisitState::late;
-    raise(vi, AlertPhase::start, AlertKind::late, late_severity(v), carer, at, fx);
+    Risk risk;
+    v.cause = late_cause(vi, at, risk);
+    if (v.cause != LateCause::none) v.risk = risk;
+    const AlertIndex a =
+        raise(vi, AlertPhase::start, AlertKind::late, late_severity(v), carer, at, fx);
+    // A time-critical visit pages however plain the cause: someone else may have to go.
+    if (v.cause != LateCause::none && !v.time_critical) hold(a);
+  } else if (v.state == VisitState::late && v.cause == LateCause::running_late && v.eta &&
+             at >= *v.eta) {
+    // The carer's own eta passed without a check-in: now it needs a person.
+    const AlertIndex a = open_alert(v, AlertPhase::start);
+    if (a != kNoIndex && alerts_[a].held) release(a, at, fx);
   }
   touch(vi, fx);
   plan_start(vi);
+  // The carer's next visit is another one now.
+  for (CarerIndex c : v.carers) assess(c, at, fx);
 }
 
 void Engine::check_double_up(VisitIndex vi, TimePoint at, Effects& fx) {
@@ -1030,6 +1122,7 @@ AlertIndex Engine::raise(VisitIndex vi, AlertPhase phase, AlertKind kind, Severi
     a.severity = std::max(a.severity, severity);
     a.updated_at = at;
     ++a.seq;
+    if (rose) a.held = false;  // missed pages whatever the cause
     if (rose && a.state == AlertState::acknowledged) {
       // A rise needs a person's attention again.
       a.state = AlertState::triggered;
@@ -1108,7 +1201,8 @@ void Engine::plan_escalation(AlertIndex ai) {
   const auto steps = ladder(a);
   if (steps.empty()) return;
   std::optional<TimePoint> at;
-  if (a.state == AlertState::triggered && std::size_t(a.escalation_level) < steps.size()) {
+  if (a.state == AlertState::triggered && !a.held &&
+      std::size_t(a.escalation_level) < steps.size()) {
     at = a.ladder_from + steps[std::size_t(a.escalation_level)].after;
   }
   if (a.state == AlertState::acknowledged && a.reopens < settings_->escalation.max_reopens &&
@@ -1164,6 +1258,230 @@ CarerIndex Engine::missing_carer(const Visit& v) const {
 }
 
 // ---------------------------------------------------------------------------------------
+// At risk
+//
+// Each carer's next visit (the first not yet due late) is estimated from where the carer is:
+// still at a previous visit (leaving at its planned finish, or now if it overruns), else the
+// later of the last location fix and the last check-out of the same shift. The estimate is
+// made again only when something about that carer changes (a check-in or -out, a ping at
+// most every min_ping_interval, a rota change, their visit turning late) or when time alone
+// would change it (a carer still at a visit: one deadline per carer): never by a sweep.
+
+namespace {
+
+/// Worth a board update: another basis, or an arrival a minute or more away from the last.
+bool worth_telling(const Risk& was, const Risk& now) {
+  const auto moved = was.eta > now.eta ? was.eta - now.eta : now.eta - was.eta;
+  return was.basis != now.basis || was.from != now.from || moved >= std::chrono::minutes(1);
+}
+
+}  // namespace
+
+std::size_t Engine::next_visit(CarerIndex ci, TimePoint at) const {
+  const Carer& carer = carers_[ci];
+  // Where the last search ended (nothing before it can be the next visit again until the
+  // carer's rota changes), else the first visit that may not be due late yet: those started
+  // at most the longest late_after ago.
+  auto it = carer.visits.begin() + std::ptrdiff_t(std::min(carer.passed, carer.visits.size()));
+  if (carer.passed == 0) {
+    it = std::lower_bound(carer.visits.begin(), carer.visits.end(), at - longest_late_after_,
+                          [this](VisitIndex v, TimePoint t) { return visits_[v].start < t; });
+  }
+  for (; it != carer.visits.end(); ++it) {
+    const Visit& v = visits_[*it];
+    // Cheapest first: the carers' list is one more memory access away.
+    if (v.state != VisitState::scheduled || !v.check_ins.empty()) continue;
+    if (at >= v.start + thresholds_[v.thresholds].late_after) continue;
+    if (v.carers.front() != ci) continue;
+    carer.passed = std::size_t(it - carer.visits.begin());
+    return carer.passed;
+  }
+  carer.passed = carer.visits.size();
+  return kNoPosition;
+}
+
+std::size_t Engine::position(CarerIndex ci, VisitIndex vi) const {
+  const auto& list = carers_[ci].visits;
+  auto it = std::lower_bound(list.begin(), list.end(), visits_[vi].start,
+                             [this](VisitIndex v, TimePoint t) { return visits_[v].start < t; });
+  while (it != list.end() && *it != vi && visits_[*it].start == visits_[vi].start) ++it;
+  return it != list.end() && *it == vi ? std::size_t(it - list.begin()) : kNoPosition;
+}
+
+Risk Engine::whereabouts(CarerIndex ci, std::size_t pos, TimePoint at,
+                         std::optional<TimePoint>* recheck) const {
+  // Visits a carer skipped (no check-in) are passed over, up to this many.
+  constexpr int kLookBack = 16;
+  const Carer& carer = carers_[ci];
+  const Visit& v = visits_[carer.visits[pos]];
+  const auto& t = settings_->tracking;
+  const TimePoint late_at = v.start + thresholds_[v.thresholds].late_after;
+
+  // Only what happened on this visit's shift says where the carer is.
+  TimePoint shift_from = v.start - t.shift_lead;
+  for (const Shift& s : carer.shifts) {
+    if (s.from <= v.start && v.start <= s.to) {
+      shift_from = s.from;
+      break;
+    }
+  }
+  // The latest visit (by start) the carer came to: still under way, or left.
+  const CheckRecord* open = nullptr;
+  const CheckRecord* left = nullptr;
+  VisitIndex previous = kNoIndex;
+  for (std::size_t i = pos, n = 0; i > 0 && n < kLookBack; ++n) {
+    const VisitIndex wi = carer.visits[--i];
+    const Visit& w = visits_[wi];
+    if (w.end < shift_from) break;
+    if (w.state == VisitState::cancelled) continue;
+    // A check-out implies the check-in: look there first (the usual case: the carer left).
+    const auto out = std::find_if(w.check_outs.begin(), w.check_outs.end(),
+                                  [ci](const CheckRecord& r) { return r.carer == ci; });
+    if (out != w.check_outs.end()) {
+      left = &*out;
+    } else {
+      const auto in = std::find_if(w.check_ins.begin(), w.check_ins.end(),
+                                   [ci](const CheckRecord& r) { return r.carer == ci; });
+      if (in == w.check_ins.end()) continue;
+      if (!is_terminal(w.state)) open = &*in;
+    }
+    previous = wi;
+    break;
+  }
+
+  Risk r;
+  geo::LatLon origin;
+  TimePoint leave;
+  if (open != nullptr) {
+    const TimePoint finish = open->at + visits_[previous].planned();
+    r.basis = at > finish ? RiskBasis::overrunning : RiskBasis::in_visit;
+    r.from = previous;
+    r.since = finish;
+    origin = homes_[visits_[previous].client];
+    leave = std::max(at, finish);
+  } else if (t.location_pings && carer.last_fix && carer.last_fix_at >= shift_from &&
+             (left == nullptr || carer.last_fix_at > left->at)) {
+    r.basis = RiskBasis::location;
+    r.since = carer.last_fix_at;
+    origin = carer.last_fix->position;
+    leave = carer.last_fix_at;
+  } else if (left != nullptr) {
+    r.basis = RiskBasis::left;
+    r.from = previous;
+    r.since = left->at;
+    origin = homes_[visits_[previous].client];
+    leave = left->at;
+  } else {
+    return Risk{};
+  }
+  // Carers drive a few kilometres: the local estimate is the geodesic one to the second, at
+  // a fraction of its cost (this runs on pings).
+  r.drive = geo::travel_time_local(origin, homes_[v.client],
+                                   geo::TravelModel{t.road_factor, t.speed_kmh, t.travel_minimum});
+  r.eta = leave + r.drive;
+  const bool waiting = r.basis == RiskBasis::in_visit || r.basis == RiskBasis::overrunning;
+  if (recheck != nullptr && waiting && r.eta <= late_at) {
+    // Still at a visit: from its finish on, every minute there is a minute later.
+    *recheck = late_at - r.drive + Duration(1);
+  }
+  return r;
+}
+
+void Engine::assess(CarerIndex ci, TimePoint at, Effects& fx) {
+  Carer& carer = carers_[ci];
+  wheel_.cancel(carer.recheck);
+  carer.recheck = {};
+  if (!settings_->tracking.at_risk && carer.at_risk == kNoIndex) return;
+  VisitIndex next = kNoIndex;
+  Risk risk;
+  std::optional<TimePoint> recheck;
+  if (settings_->tracking.at_risk) {
+    const std::size_t pos = next_visit(ci, at);
+    if (pos != kNoPosition) {
+      next = carer.visits[pos];
+      const Visit& v = visits_[next];
+      risk = v.eta ? Risk{RiskBasis::stated, *v.eta, Duration{0}, kNoIndex, *v.eta}
+                   : whereabouts(ci, pos, at, &recheck);
+    }
+  }
+  const bool at_risk =
+      risk.basis != RiskBasis::none &&
+      risk.eta > visits_[next].start + thresholds_[visits_[next].thresholds].late_after;
+
+  const VisitIndex was = carer.at_risk;
+  if (was != kNoIndex && (was != next || !at_risk)) {
+    Visit& w = visits_[was];
+    const AlertIndex a = open_alert(w, AlertPhase::start);
+    if (a != kNoIndex && alerts_[a].kind == AlertKind::at_risk) {
+      const bool still_theirs = w.assigned(ci) && w.state != VisitState::cancelled;
+      resolve(a, still_theirs ? Resolution::on_track : Resolution::reassigned, "", at, fx);
+      w.risk = Risk{};
+      touch(was, fx);
+    }
+  }
+  carer.at_risk = at_risk ? next : kNoIndex;
+  carer.at_visit = risk.basis == RiskBasis::in_visit || risk.basis == RiskBasis::overrunning;
+  // Already flagged with much the same estimate (the usual case on a ping): nothing to tell.
+  // (An at_risk alert the office resolved by hand stays resolved until the estimate moves.)
+  const bool same = at_risk && visits_[next].risk.basis != RiskBasis::none &&
+                    !worth_telling(visits_[next].risk, risk);
+  if (at_risk && !same) {
+    Visit& v = visits_[next];
+    const AlertIndex open = open_alert(v, AlertPhase::start);
+    if (open == kNoIndex) {
+      v.risk = risk;
+      raise(next, AlertPhase::start, AlertKind::at_risk, Severity::info, ci, at, fx);
+      touch(next, fx);
+    } else if (alerts_[open].kind == AlertKind::at_risk && worth_telling(v.risk, risk)) {
+      v.risk = risk;
+      alerts_[open].updated_at = at;
+      ++alerts_[open].seq;
+      fx.push_back(Effect{Effect::Kind::alert_changed, open, AlertTransition::updated});
+      touch(next, fx);
+    }
+  }
+  if (recheck) carer.recheck = wheel_.schedule(*recheck, payload(ci, DeadlineKind::at_risk));
+}
+
+LateCause Engine::late_cause(VisitIndex vi, TimePoint at, Risk& risk) const {
+  const Visit& v = visits_[vi];
+  const TimePoint missed_at = v.start + thresholds_[v.thresholds].missed_after;
+  if (v.eta && *v.eta > at && *v.eta <= missed_at) {
+    risk = Risk{RiskBasis::stated, *v.eta, Duration{0}, kNoIndex, *v.eta};
+    return LateCause::running_late;
+  }
+  const std::size_t pos = position(v.carers.front(), vi);
+  risk = pos == kNoPosition ? Risk{} : whereabouts(v.carers.front(), pos, at, nullptr);
+  if (risk.basis == RiskBasis::in_visit || risk.basis == RiskBasis::overrunning) {
+    return LateCause::previous_overrun;
+  }
+  // On the way from a visit that overran (its end alert says so), due before missed.
+  if (risk.basis == RiskBasis::left && risk.eta <= missed_at &&
+      visits_[risk.from].alerts[std::size_t(AlertPhase::end)] != kNoIndex) {
+    return LateCause::previous_overrun;
+  }
+  return LateCause::none;
+}
+
+void Engine::hold(AlertIndex a) {
+  alerts_[a].held = true;
+  plan_escalation(a);  // cancels the next step
+}
+
+void Engine::release(AlertIndex ai, TimePoint at, Effects& fx) {
+  Alert& a = alerts_[ai];
+  a.held = false;
+  a.updated_at = at;
+  ++a.seq;
+  // The ladder goes on from the step it stood at, that step due now.
+  const auto steps = ladder(a);
+  const auto level = std::size_t(a.escalation_level);
+  if (level < steps.size()) a.ladder_from = at - steps[level].after;
+  plan_escalation(ai);
+  fx.push_back(Effect{Effect::Kind::alert_changed, ai, AlertTransition::updated});
+}
+
+// ---------------------------------------------------------------------------------------
 // Canonical dump
 
 namespace {
@@ -1202,7 +1520,10 @@ std::string Engine::canonical_dump() const {
       os << format_rfc3339(s.from) << '/' << format_rfc3339(s.to) << ' ';
     os << "fix=";
     put(os, c.last_fix);
-    os << '@' << format_rfc3339(c.last_fix_at) << '\n';
+    os << '@' << format_rfc3339(c.last_fix_at)
+       << " at_risk=" << (c.at_risk == kNoIndex ? -1 : std::int64_t(c.at_risk))
+       << " assessed=" << format_rfc3339(c.assessed_at) << " at_visit=" << c.at_visit
+       << " recheck=" << wheel_.pending(c.recheck) << '\n';
   }
   for (const auto& v : visits_) {
     os << "visit " << v.id << " branch=" << branches_[v.branch].id
@@ -1213,7 +1534,10 @@ std::string Engine::canonical_dump() const {
        << " day=" << format_local_date(v.day) << " state=" << to_string(v.state)
        << " flags=" << v.flags << " late_by=" << v.late_by_s
        << " eta=" << (v.eta ? format_rfc3339(*v.eta) : "-") << " eta_reason=" << v.eta_reason
-       << " cancel=" << v.cancel_reason << " alerts=";
+       << " cancel=" << v.cancel_reason << " risk=" << to_string(v.risk.basis) << '/'
+       << format_rfc3339(v.risk.eta) << '/' << v.risk.drive.count() << '/'
+       << (v.risk.from == kNoIndex ? -1 : std::int64_t(v.risk.from)) << '/'
+       << format_rfc3339(v.risk.since) << " cause=" << to_string(v.cause) << " alerts=";
     for (AlertIndex a : v.alerts) os << (a == kNoIndex ? -1 : std::int64_t(a)) << ' ';
     os << "start_deadline=" << wheel_.pending(v.start_deadline)
        << " end_deadline=" << wheel_.pending(v.end_deadline) << '\n';
@@ -1227,7 +1551,7 @@ std::string Engine::canonical_dump() const {
        << " acked=" << (a.acked_at ? format_rfc3339(*a.acked_at) : "-") << '/' << a.acked_by
        << " resolved=" << (a.resolved_at ? format_rfc3339(*a.resolved_at) : "-") << '/'
        << a.resolved_by << " why=" << to_string(a.resolution) << " note=" << a.note
-       << " level=" << a.escalation_level << " seq=" << a.seq << " ladder=";
+       << " level=" << a.escalation_level << " seq=" << a.seq << " held=" << a.held << " ladder=";
     for (const auto& step : ladder(a)) {
       os << step.after.count() << ':';
       for (const auto& n : step.notify) os << n << ',';

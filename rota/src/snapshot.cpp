@@ -16,9 +16,12 @@ using detail::put_opt_fix;
 
 constexpr std::string_view kMagic = "VSNP";
 // 2: escalation (ladders, and each alert's ladder, start, reopens, notifications); deadline
-// payloads
-//    (index << 2) | kind. Version 1 snapshots (no escalation) are still read.
-constexpr std::uint8_t kVersion = 2;
+//    payloads (index << 2) | kind.
+// 3: at risk (each carer's flagged visit, last estimate and recheck deadline, kind 3; each
+//    visit's estimate and late cause; each alert's hold).
+// Versions 1 and 2 are still read: what they lack starts empty, and the next event or
+// deadline of each carer estimates again.
+constexpr std::uint8_t kVersion = 3;
 
 void put_time(Writer& w, const std::optional<TimePoint>& t) {
   w.boolean(t.has_value());
@@ -99,6 +102,9 @@ std::string Engine::snapshot() const {
     for (VisitIndex v : c.visits) w.varint(v);
     put_opt_fix(w, c.last_fix);
     w.time(c.last_fix_at);
+    put_index(w, c.at_risk);
+    w.time(c.assessed_at);
+    w.boolean(c.at_visit);
   }
 
   w.varint(visits_.size());
@@ -125,6 +131,12 @@ std::string Engine::snapshot() const {
     w.str(v.eta_reason);
     w.str(v.cancel_reason);
     for (AlertIndex a : v.alerts) put_index(w, a);
+    w.u8(std::uint8_t(v.risk.basis));
+    w.time(v.risk.eta);
+    w.svarint(v.risk.drive.count());
+    put_index(w, v.risk.from);
+    w.time(v.risk.since);
+    w.u8(std::uint8_t(v.cause));
   }
 
   w.varint(alerts_.size());
@@ -149,6 +161,7 @@ std::string Engine::snapshot() const {
     w.varint(a.ladder);
     w.time(a.ladder_from);
     w.u8(a.reopens);
+    w.boolean(a.held);
     w.varint(a.notified.size());
     for (const auto& n : a.notified) {
       w.str(n.receiver);
@@ -218,9 +231,9 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
   if (bytes.substr(0, kMagic.size()) != kMagic) return damaged("not a visitd snapshot");
   Reader r(bytes.substr(kMagic.size()));
   const auto version = r.u8();
-  if (version != 1 && version != kVersion) {
+  if (version < 1 || version > kVersion) {
     return Error{ErrorCode::internal, "snapshot format " + std::to_string(version) +
-                                          " is not one this visitd reads (1, 2)"};
+                                          " is not one this visitd reads (1 to 3)"};
   }
   const TimePoint now = r.time();
   auto engine = std::make_unique<Engine>(settings, now);
@@ -258,6 +271,11 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
     visit_refs += c.visits.size();
     c.last_fix = get_opt_fix(r);
     c.last_fix_at = r.time();
+    if (version >= 3) {
+      c.at_risk = get_index(r, std::numeric_limits<std::uint32_t>::max());
+      c.assessed_at = r.time();
+      c.at_visit = r.boolean();
+    }
   }
 
   e.visits_.resize(r.count(8));
@@ -290,12 +308,24 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
     v.eta_reason = r.str();
     v.cancel_reason = r.str();
     for (auto& a : v.alerts) a = get_index(r, std::numeric_limits<std::uint32_t>::max());
+    if (version >= 3) {
+      v.risk.basis = get_enum(r, RiskBasis::overrunning);
+      v.risk.eta = r.time();
+      v.risk.drive = Duration(r.svarint());
+      v.risk.from = get_index(r, std::numeric_limits<std::uint32_t>::max());
+      v.risk.since = r.time();
+      v.cause = get_enum(r, LateCause::running_late);
+    }
     if (!r.ok()) return damaged("visits");
   }
   for (const auto& c : e.carers_) {
     for (VisitIndex v : c.visits) {
       if (v >= e.visits_.size()) return damaged("carer's visits");
     }
+    if (c.at_risk != kNoIndex && c.at_risk >= e.visits_.size()) return damaged("carer's at risk");
+  }
+  for (const auto& v : e.visits_) {
+    if (v.risk.from != kNoIndex && v.risk.from >= e.visits_.size()) return damaged("visit's risk");
   }
 
   e.alerts_.resize(r.count(8));
@@ -314,7 +344,7 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
     a.acked_by = r.str();
     a.resolved_at = get_time(r);
     a.resolved_by = r.str();
-    a.resolution = get_enum(r, Resolution::rescheduled);
+    a.resolution = get_enum(r, Resolution::on_track);
     a.note = r.str();
     a.escalation_level = int(r.svarint());
     a.seq = std::uint32_t(r.varint());
@@ -322,6 +352,7 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
       a.ladder = std::uint16_t(r.varint());
       a.ladder_from = r.time();
       a.reopens = r.u8();
+      if (version >= 3) a.held = r.boolean();
       a.notified.resize(r.count(4));
       for (auto& n : a.notified) {
         n.receiver = r.str();
@@ -388,9 +419,12 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
       payload = Engine::payload(std::uint32_t(payload >> 1), DeadlineKind(payload & 1));
     const auto index = std::uint32_t(payload >> 2);
     const auto kind = DeadlineKind(payload & 3);
-    const std::size_t limit =
-        kind == DeadlineKind::escalation ? e.alerts_.size() : e.visits_.size();
-    if (index >= limit || (payload & 3) > 2) return damaged("deadlines");
+    const std::size_t limit = kind == DeadlineKind::escalation ? e.alerts_.size()
+                              : kind == DeadlineKind::at_risk  ? e.carers_.size()
+                                                               : e.visits_.size();
+    if (index >= limit || (kind == DeadlineKind::at_risk && version < 3)) {
+      return damaged("deadlines");
+    }
     const auto handle = e.wheel_.schedule(at, payload);
     switch (kind) {
       case DeadlineKind::start_phase:
@@ -401,6 +435,9 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
         break;
       case DeadlineKind::escalation:
         e.alerts_[index].step = handle;
+        break;
+      case DeadlineKind::at_risk:
+        e.carers_[index].recheck = handle;
         break;
     }
   }
@@ -415,6 +452,7 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
   }
   for (ClientIndex ci = 0; ci < e.clients_.size(); ++ci) {
     e.client_ids_.emplace(e.clients_[ci].id, ci);
+    e.homes_.push_back(e.clients_[ci].location);
   }
   for (CarerIndex ci = 0; ci < e.carers_.size(); ++ci) {
     e.carer_ids_.emplace(e.carers_[ci].id, ci);

@@ -1012,3 +1012,47 @@ TEST_CASE("describe writes the demo clock so that it re-loads to the same settin
   }
   CHECK_THAT(describe(load_string("")), !Catch::Contains("[clock]"));
 }
+
+TEST_CASE("The at-risk keys of [tracking] load, with documented defaults when omitted") {
+  const Settings d = load_string("");
+  CHECK(d.tracking.at_risk);
+  CHECK(d.tracking.location_pings);
+  CHECK(d.tracking.min_ping_interval == 1min);
+  CHECK(d.tracking.road_factor == 1.4);
+  CHECK(d.tracking.speed_kmh == 30);
+  CHECK(d.tracking.travel_minimum == Duration{0});
+
+  const Settings s = load_string(R"([tracking]
+at_risk = false
+location_pings = false
+min_ping_interval = "5m"
+road_factor = 1.3
+speed_kmh = 24
+travel_minimum = "3m"
+)");
+  CHECK_FALSE(s.tracking.at_risk);
+  CHECK_FALSE(s.tracking.location_pings);
+  CHECK(s.tracking.min_ping_interval == 5min);
+  CHECK(s.tracking.road_factor == 1.3);
+  CHECK(s.tracking.speed_kmh == 24);
+  CHECK(s.tracking.travel_minimum == 3min);
+  // describe() writes them back, and they re-load the same.
+  CHECK(load_string(describe(s)).tracking == s.tracking);
+}
+
+TEST_CASE("The at-risk keys refuse values that cannot work, naming the key") {
+  const auto [text, key, complaint] = GENERATE(table<std::string, std::string, std::string>({
+      {"[tracking]\nat_risk = \"yes\"\n", "tracking.at_risk", "true or false"},
+      {"[tracking]\nlocation_pings = 1\n", "tracking.location_pings", "true or false"},
+      {"[tracking]\nroad_factor = 0.9\n", "tracking.road_factor", "1 to 5"},
+      {"[tracking]\nspeed_kmh = 0\n", "tracking.speed_kmh", "1 to 130"},
+      {"[tracking]\nspeed_kmh = \"30\"\n", "tracking.speed_kmh", "a number"},
+      {"[tracking]\nmin_ping_interval = 60\n", "tracking.min_ping_interval", "duration"},
+      {"[tracking]\nspeed_kph = 30\n", "tracking.speed_kph", "unknown"},
+  }));
+  CAPTURE(text);
+  const auto r = refusal(text);
+  CHECK(r.key == key);
+  CHECK(r.line == 2);
+  CHECK_THAT(r.what, Catch::Contains(complaint));
+}

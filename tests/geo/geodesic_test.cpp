@@ -1,5 +1,6 @@
 #include "visitd/geo/geodesic.hpp"
 
+#include <algorithm>
 #include <array>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -369,4 +370,46 @@ TEST_CASE("Absurd travel models cannot overflow the estimate", "[geo][travel]") 
   const auto t = travel_time({0, 0}, {0, 179}, TravelModel{1e300, 1e-300, 0ms});
   CHECK(t > 0ms);
   CHECK(t <= std::chrono::hours(24 * 100));
+}
+
+TEST_CASE("The local travel estimate agrees with the geodesic one where carers drive",
+          "[geo][travel]") {
+  // A fixed grid of journeys from towns at many latitudes: within a degree, the flat-earth
+  // estimate is the geodesic one to the second (0.1% for long ones); further away, near the
+  // poles or over the antimeridian it is the geodesic one exactly.
+  const TravelModel model{1.4, 30, 2min};
+  const std::array<std::pair<double, double>, 8> steps{{{0, 0},
+                                                        {0.001, 0.001},
+                                                        {0.05, -0.08},
+                                                        {-0.3, 0.4},
+                                                        {0.9, -0.95},
+                                                        {2, 3},
+                                                        {-20, 50},
+                                                        {0, -0.2}}};
+  std::size_t local = 0;
+  for (const double lat : {-89.5, -60.0, -33.9, 0.0, 1.0, 45.0, 51.5, 70.0, 85.0}) {
+    for (const double lon : {-179.9, -0.14, 0.0, 90.0, 179.9}) {
+      for (const auto& [dlat, dlon] : steps) {
+        const LatLon a{lat, lon};
+        LatLon b{std::clamp(lat + dlat, -90.0, 90.0), lon + dlon};
+        if (b.lon > 180) b.lon -= 360;
+        if (b.lon < -180) b.lon += 360;
+        CAPTURE(a.lat, a.lon, b.lat, b.lon);
+        const Duration exact = travel_time(a, b, model);
+        const Duration fast = visitd::geo::travel_time_local(a, b, model);
+        const bool near =
+            std::abs(dlat) <= 1 && std::abs(a.lon - b.lon) <= 1 && std::abs(lat + dlat / 2) <= 80;
+        if (near) {
+          ++local;
+          const auto diff = std::chrono::abs(fast - exact);
+          CHECK(double(diff.count()) <= std::max(1000.0, 0.001 * double(exact.count())));
+        } else {
+          CHECK(fast == exact);
+        }
+      }
+    }
+  }
+  CHECK(local > 150);
+  // Not a position: no invented delay, as travel_time.
+  CHECK(visitd::geo::travel_time_local({kNaN, 0}, {0, 0}, model) == 2min);
 }

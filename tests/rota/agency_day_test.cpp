@@ -1715,13 +1715,16 @@ class Checker {
         if (al.resolved_at == now_ &&
             (al.resolution == Resolution::checked_in || al.resolution == Resolution::synced_late)) {
           // design.md: an offline check-in whose device time shows the carer was on time
-          // resolves the late alert as synced_late.
-          const Resolution expected = late ? Resolution::checked_in : Resolution::synced_late;
+          // resolves the late alert as synced_late. An at_risk alert was a prediction, not
+          // a late alert: the carer's check-in simply answers it.
+          const bool predicted = al.kind == AlertKind::at_risk;
+          const Resolution expected =
+              late || predicted ? Resolution::checked_in : Resolution::synced_late;
           if (al.resolution != expected) {
             return why(al.id() + " resolved " + std::string(to_string(al.resolution)) +
                        ", expected " + std::string(to_string(expected)));
           }
-          ++(late ? stats_.late_resolved_checked_in : stats_.synced_late);
+          if (!predicted) ++(late ? stats_.late_resolved_checked_in : stats_.synced_late);
         }
       }
     }
@@ -2104,7 +2107,12 @@ void Checker::end_of_day() {
     // the office before the re-import) until its new time raises another.
     const bool rescheduled = sim.story == Story::retimed && start_alert != kNoIndex &&
                              e_.alert(start_alert).raised_at <= sim.office_at;
-    if (first.received_at < deadline && start_alert != kNoIndex && !rescheduled) {
+    // An at_risk alert that never rose was a prediction (a false alarm if the carer came on
+    // time): the office was told "may be late", never "late". It must be closed by now.
+    const bool prediction = start_alert != kNoIndex &&
+                            e_.alert(start_alert).kind == AlertKind::at_risk &&
+                            !e_.alert(start_alert).open();
+    if (first.received_at < deadline && start_alert != kNoIndex && !rescheduled && !prediction) {
       return why(e_.alert(start_alert).id() + " raised " +
                  format_rfc3339(e_.alert(start_alert).raised_at) +
                  " though the first check-in arrived before start + late_after");

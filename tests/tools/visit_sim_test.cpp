@@ -9,6 +9,7 @@
 #include <string>
 
 #include "agency.hpp"
+#include "forecast.hpp"
 #include "options.hpp"
 #include "plan.hpp"
 #include "visitd/rota/import.hpp"
@@ -188,4 +189,30 @@ TEST_CASE("visit-sim's command line refuses bad options with a reason") {
   CHECK(sim::parse_options({"--help"}).help);
   CHECK(sim::split_url("ws://127.0.0.1:8080") ==
         std::pair<std::string, std::string>{"127.0.0.1", "8080"});
+}
+
+TEST_CASE("At-risk alerts warn of most late visits of a seeded day, with few false alarms") {
+  const auto days = agency(3);
+  const sim::Plan plan = sim::plan_day(days, sim::Mix{}, 3, "forecast");
+  const config::Settings settings = sim::forecast_settings(days);
+  const sim::Forecast f = sim::measure_forecast(settings, days, plan);
+  INFO("late " << f.late << ", warned " << f.warned << ", false alarms " << f.false_alarms
+               << ", median lead " << f.median_lead_minutes() << " min");
+  REQUIRE(f.late > 10);  // the mix makes late visits: overruns carry over, no-shows
+  CHECK(f.warned * 2 > f.late);
+  CHECK(f.false_alarm_rate() < 0.2);
+  CHECK(f.median_lead_minutes() > 5);
+  CHECK(f.lead_minutes.size() == f.warned);
+  CHECK(f.held_pages > 0);  // some lateness had a known cause
+  // The same day gives the same figures.
+  CHECK(sim::measure_forecast(settings, days, plan).lead_minutes == f.lead_minutes);
+
+  SECTION("with at_risk off nothing is forecast, and the late visits are the same") {
+    config::Settings off = settings;
+    off.tracking.at_risk = false;
+    const sim::Forecast g = sim::measure_forecast(off, days, plan);
+    CHECK(g.at_risk_alerts == 0);
+    CHECK(g.warned == 0);
+    CHECK(g.late == f.late);
+  }
 }

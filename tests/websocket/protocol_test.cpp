@@ -281,17 +281,19 @@ std::vector<std::string> keys(const json::object& o) {
 }
 
 const std::vector<std::string> kVisitKeys = {
-    "id",        "branch",        "client", "carers",     "start",        "end",
-    "type",      "time_critical", "state",  "flags",      "check_ins",    "check_outs",
-    "late_by_s", "notes",         "eta",    "eta_reason", "cancel_reason"};
+    "id", "branch", "client", "carers", "start", "end", "type", "time_critical", "state", "flags",
+    "check_ins", "check_outs", "late_by_s", "notes", "eta", "eta_reason", "cancel_reason",
+    // issue 8: the at-risk estimate, why it is late, whether the awaited phone is silent
+    "expected_at", "late_cause", "phone_offline_since"};
 const std::vector<std::string> kCheckInKeys = {"carer", "at",       "received_at", "lat",
                                                "lon",   "accuracy", "distance_m",  "method"};
 // protocol.md's alert, plus the extension `notified` (who was told what, when).
 const std::vector<std::string> kAlertKeys = {
-    "id",       "key",         "kind",       "severity",         "state",      "visit",
-    "branch",   "carer",       "client",     "raised_at",        "updated_at", "acked_by",
-    "acked_at", "resolved_at", "resolution", "escalation_level", "notified",   "seq",
-    "summary"};
+    "id", "key", "kind", "severity", "state", "visit", "branch", "carer", "client", "raised_at",
+    "updated_at", "acked_by", "acked_at", "resolved_at", "resolution", "escalation_level",
+    "notified", "seq", "summary",
+    // issue 8: estimate, reason and cause of lateness, held pages, a silent phone
+    "eta", "reason", "cause", "pages_held", "phone_offline_since"};
 
 std::string visit_json(const Agency& a, const char* id) {
   std::string out;
@@ -1141,7 +1143,7 @@ TEST_CASE("Each alert kind has a summary naming the carer, the client and the du
   CHECK(summary("V4", rota::AlertPhase::end) ==
         "C4 has not checked out at Mr D (due to finish 09:30)");
 
-  // The engine never raises at_risk yet; its wording, on a copy of a real alert.
+  // An at_risk alert without an estimate (a copy of a real alert): the bare wording.
   rota::Alert at_risk = a.engine.alert(a.alert_of("V1", rota::AlertPhase::start));
   at_risk.kind = rota::AlertKind::at_risk;
   CHECK(alert_summary(a.engine, at_risk) == "C1 may not reach Mrs A in time (due 09:00)");
@@ -1156,7 +1158,89 @@ TEST_CASE("A late carer's summary says when they expect to arrive and why") {
       rota::Status::accepted);
   a.advance_to("2026-11-23T09:15:00Z");
   CHECK(alert_summary(a.engine, a.engine.alert(a.alert_of("V1", rota::AlertPhase::start))) ==
-        "C1 has not checked in at Mrs A (due 09:00); expected at 09:25 (traffic)");
+        "C1 has not checked in at Mrs A (due 09:00); expected at 09:25 (traffic); no page "
+        "unless not there by 09:25");
+  const json::object o = parse_object([&] {
+    std::string out;
+    append_alert(out, a.engine, a.alert_of("V1", rota::AlertPhase::start));
+    return out;
+  }());
+  CHECK(o.at("cause") == "running_late");
+  CHECK(o.at("pages_held") == true);
+  CHECK(o.at("eta") == "2026-11-23T09:25:00Z");
+  CHECK(o.at("reason") == "said running late, expected at 09:25 (traffic)");
+}
+
+TEST_CASE("An at-risk alert says when the carer is expected and why; late, it keeps the why") {
+  Agency a;
+  rota::VisitPlan first =
+      plan("V1", {"C1"}, "2026-11-23T09:00:00Z", "2026-11-23T10:00:00Z", "Mrs A");
+  rota::VisitPlan next = plan("V2", {"C1"}, "2026-11-23T10:30:00Z", "2026-11-23T11:00:00Z", "Mr B");
+  next.client.location = {kHome.lat + 0.08983, kHome.lon};  // 10 km north: 28 min drive
+  a.import("B1", {first, next});
+  a.now = at("2026-11-23T09:00:00Z");
+  REQUIRE(a.apply(check_in("i1", "C1", "V1", "2026-11-23T09:00:00Z")).status ==
+          rota::Status::accepted);
+  a.advance_to("2026-11-23T10:20:00Z");
+  const rota::AlertIndex risk = a.alert_of("V2", rota::AlertPhase::start);
+  REQUIRE(risk != rota::kNoIndex);
+  CHECK(alert_summary(a.engine, a.engine.alert(risk)) ==
+        "C1 may not reach Mr B in time (due 10:30): expected about 10:48; still at Mrs A's, "
+        "visit overrunning by 20 min; 28 min drive");
+  std::string out;
+  append_alert(out, a.engine, risk);
+  json::object o = parse_object(out);
+  CHECK(o.at("kind") == "at_risk");
+  CHECK(o.at("severity") == "info");
+  CHECK(o.at("reason") == "still at Mrs A's, visit overrunning by 20 min; 28 min drive");
+  CHECK(o.at("cause").is_null());
+  CHECK(o.at("phone_offline_since").is_null());  // no presence known here
+
+  SECTION("the phone's silence shows when presence knows it") {
+    Presence presence;
+    presence.connected("C1", at("2026-11-23T08:55:00Z"));
+    presence.disconnected("C1", at("2026-11-23T09:40:00Z"));
+    CHECK_THAT(alert_summary(a.engine, a.engine.alert(risk), &presence),
+               Catch::EndsWith("; phone offline since 09:40"));
+    std::string with;
+    append_alert(with, a.engine, risk, &presence);
+    CHECK(parse_object(with).at("phone_offline_since") == "2026-11-23T09:40:00Z");
+    std::string visit;
+    append_visit(visit, a.engine, a.visit("V2"), &presence);
+    CHECK(parse_object(visit).at("phone_offline_since") == "2026-11-23T09:40:00Z");
+    CHECK(parse_object(visit).at("expected_at") == "2026-11-23T10:48:00Z");
+    presence.connected("C1", at("2026-11-23T10:21:00Z"));
+    std::string back;
+    append_alert(back, a.engine, risk, &presence);
+    CHECK(parse_object(back).at("phone_offline_since").is_null());
+  }
+  SECTION("late, the alert says why and that it pages only once missed") {
+    a.advance_to("2026-11-23T10:50:00Z");
+    CHECK(alert_summary(a.engine, a.engine.alert(risk)) ==
+          "C1 has not checked in at Mr B (due 10:30); still at Mrs A's, visit overrunning by 50 "
+          "min; 28 min drive; no page unless missed");
+    std::string late;
+    append_alert(late, a.engine, risk);
+    const json::object l = parse_object(late);
+    CHECK(l.at("kind") == "late");
+    CHECK(l.at("cause") == "previous_overrun");
+    CHECK(l.at("pages_held") == true);
+  }
+}
+
+TEST_CASE("Presence: online while any connection is open, offline since the last one was heard") {
+  Presence p;
+  CHECK_FALSE(p.offline_since("C1"));  // never seen: unknown, not offline
+  p.connected("C1", at("2026-11-23T08:00:00Z"));
+  p.connected("C1", at("2026-11-23T08:01:00Z"));  // a reconnect before the old socket closed
+  p.disconnected("C1", at("2026-11-23T08:30:00Z"));
+  CHECK_FALSE(p.offline_since("C1"));
+  CHECK(p.online() == 1);
+  p.disconnected("C1", at("2026-11-23T08:40:00Z"));
+  CHECK(p.offline_since("C1") == at("2026-11-23T08:40:00Z"));
+  CHECK(p.online() == 0);
+  p.disconnected("C1", at("2026-11-23T09:00:00Z"));  // a stray close changes nothing
+  CHECK(p.offline_since("C1") == at("2026-11-23T08:40:00Z"));
 }
 
 TEST_CASE("A late check-in moves the due-to-finish time the end alerts speak of") {

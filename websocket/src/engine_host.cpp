@@ -46,10 +46,12 @@ EngineHost::EngineHost(net::io_context& io, const config::Settings& settings,
       clock_(clock),
       alert_counts_((std::size_t(rota::AlertKind::double_up_incomplete) + 1) * kAlertStates, 0),
       notifier_(settings,
-                [](const rota::Engine& engine, rota::AlertIndex a) {
+                [this](const rota::Engine& engine, rota::AlertIndex a) {
+                  // Pages say "phone offline since 08:40" too: the coordinator's first
+                  // question.
                   alerts::AlertText text;
-                  text.summary = alert_summary(engine, engine.alert(a));
-                  append_alert(text.json, engine, a);
+                  text.summary = alert_summary(engine, engine.alert(a), &presence_);
+                  append_alert(text.json, engine, a, &presence_);
                   return text;
                 }),
       pager_(std::move(pager)),
@@ -311,7 +313,7 @@ void EngineHost::publish(const rota::Effects& effects) {
   if (boards) {
     for (const rota::VisitIndex v : visits) {
       auto frame = std::make_shared<std::string>();
-      append_visit_message(*frame, *engine_, v);
+      append_visit_message(*frame, *engine_, v, &presence_);
       const rota::BranchIndex branch = engine_->visit(v).branch;
       after_durable(
           [this, branch, frame = Frame(std::move(frame))](std::error_code ec) {
@@ -321,7 +323,7 @@ void EngineHost::publish(const rota::Effects& effects) {
     }
     for (const rota::AlertIndex a : alerts) {
       auto frame = std::make_shared<std::string>();
-      append_alert_message(*frame, *engine_, a);
+      append_alert_message(*frame, *engine_, a, &presence_);
       const rota::BranchIndex branch = engine_->visit(engine_->alert(a).visit).branch;
       after_durable(
           [this, branch, frame = Frame(std::move(frame))](std::error_code ec) {
@@ -497,12 +499,15 @@ void EngineHost::snapshot_frames(const Principal& who, std::string& out) const {
   for (const rota::AlertIndex a : open_alerts_) {
     if (visible[engine_->visit(engine_->alert(a).visit).branch]) alerts.push_back(a);
   }
-  append_snapshot(out, *engine_, clock_.now(), visits, alerts, clock_.rate());
+  append_snapshot(out, *engine_, clock_.now(), visits, alerts, clock_.rate(), &presence_);
 }
 
 void EngineHost::subscribe_carer(std::weak_ptr<Subscriber> phone, std::string carer) {
   net::post(strand_, [self = shared_from_this(), phone = std::move(phone),
                       carer = std::move(carer)]() mutable {
+    const bool was_offline = self->presence_.offline_since(carer).has_value();
+    self->presence_.connected(carer, self->clock_.now());
+    if (was_offline) self->republish_carer(carer);
     Frame frame = self->rota_frame(carer);
     self->after_durable([self, phone = std::move(phone), carer = std::move(carer),
                          frame = std::move(frame)](std::error_code ec) mutable {
@@ -513,6 +518,39 @@ void EngineHost::subscribe_carer(std::weak_ptr<Subscriber> phone, std::string ca
       }
     });
   });
+}
+
+void EngineHost::phone_gone(std::string carer, TimePoint last_heard) {
+  net::post(strand_, [self = shared_from_this(), carer = std::move(carer), last_heard] {
+    self->presence_.disconnected(carer, last_heard);
+    if (self->presence_.offline_since(carer)) self->republish_carer(carer);
+  });
+}
+
+void EngineHost::republish_carer(std::string_view carer) {
+  if (boards_.empty() && boards_joining_ == 0) return;
+  const auto c = engine_->find_carer(carer);
+  if (!c) return;
+  // The visits around now: the ones an arrival alert or the board's day can be about.
+  const TimePoint now = engine_->now();
+  for (const rota::VisitIndex v : carer_rota(*engine_, *c, now - kRotaBehind, now + kRotaAhead)) {
+    const rota::Visit& visit = engine_->visit(v);
+    if (visit.checked_in(*c)) continue;
+    const auto send = [&](auto append, std::uint32_t index) {
+      auto frame = std::make_shared<std::string>();
+      append(*frame, *engine_, index, &presence_);
+      after_durable(
+          [this, branch = visit.branch, frame = Frame(std::move(frame))](std::error_code ec) {
+            if (!ec) fan_out_board(branch, frame);
+          });
+    };
+    send(append_visit_message, v);
+    for (const rota::AlertIndex a : visit.alerts) {
+      if (a != rota::kNoIndex && engine_->alert(a).open() && engine_->alert(a).carer == *c) {
+        send(append_alert_message, a);
+      }
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -526,7 +564,7 @@ void EngineHost::http(std::shared_ptr<const OwnedHttpRequest> request, Principal
 
 void EngineHost::on_http(const OwnedHttpRequest& request, const Principal& who,
                          const std::function<void(HttpAnswer)>& done) {
-  Decision decision = decide(request.view(), who, *engine_, clock_.now());
+  Decision decision = decide(request.view(), who, *engine_, clock_.now(), {}, &presence_);
   if (decision.answer) {
     done(std::move(*decision.answer));
     return;
@@ -545,8 +583,8 @@ void EngineHost::on_http(const OwnedHttpRequest& request, const Principal& who,
   const ApiWrite route = decision.route;
   on_submit(
       *decision.command, nullptr,
-      [done, route](const rota::Reply& reply, const rota::Engine& engine) -> Deliver {
-        auto answer_now = std::make_shared<HttpAnswer>(answer(route, reply, engine));
+      [this, done, route](const rota::Reply& reply, const rota::Engine& engine) -> Deliver {
+        auto answer_now = std::make_shared<HttpAnswer>(answer(route, reply, engine, &presence_));
         return [done, answer_now](std::error_code ec) {
           if (ec) {
             done(error_answer(Error{ErrorCode::internal,

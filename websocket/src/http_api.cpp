@@ -397,6 +397,7 @@ struct Context {
   const ApiLimits& limits;
   const Query& query;
   const std::string& id;
+  const Presence* presence;
 };
 
 Decision put_rota(const Context& c) {
@@ -465,7 +466,7 @@ Decision get_visits(const Context& c) {
     return std::tie(x.start, x.id) < std::tie(y.start, y.id);
   });
   std::string body;
-  append_visit_list(body, c.engine, visits);
+  append_visit_list(body, c.engine, visits, c.presence);
   return answered(json_answer(std::move(body)));
 }
 
@@ -473,7 +474,7 @@ Decision get_visit(const Context& c) {
   const auto v = viewable_visit(c.engine, c.who, c.id);
   if (refused(v)) return answered(std::get<Refusal>(v));
   std::string body;
-  append_visit(body, c.engine, std::get<rota::VisitIndex>(v));
+  append_visit(body, c.engine, std::get<rota::VisitIndex>(v), c.presence);
   return answered(json_answer(std::move(body)));
 }
 
@@ -590,7 +591,7 @@ Decision get_alerts(const Context& c) {
     }
   }
   std::string body;
-  append_alert_list(body, c.engine, alerts);
+  append_alert_list(body, c.engine, alerts, c.presence);
   return answered(json_answer(std::move(body)));
 }
 
@@ -644,7 +645,7 @@ Decision get_alert(const Context& c) {
   std::stable_sort(history.begin(), history.end(),
                    [](const Entry& x, const Entry& y) { return x.at < y.at; });
   std::string body = "{\"alert\":";
-  append_alert(body, c.engine, index);
+  append_alert(body, c.engine, index, c.presence);
   body += ",\"history\":[";
   for (std::size_t i = 0; i < history.size(); ++i) {
     if (i > 0) body += ',';
@@ -921,7 +922,8 @@ Decision get_punctuality(const Context& c) {
 // ---------------------------------------------------------------------------------------
 
 Decision decide_request(const HttpRequest& request, const Principal& who,
-                        const rota::Engine& engine, TimePoint now, const ApiLimits& limits) {
+                        const rota::Engine& engine, TimePoint now, const ApiLimits& limits,
+                        const Presence* presence) {
   const std::size_t question = request.target.find('?');
   const std::string_view path = request.target.substr(0, question);
   const std::string_view query_text =
@@ -953,7 +955,7 @@ Decision decide_request(const HttpRequest& request, const Principal& who,
   const auto query = Query::parse(query_text);
   if (refused(query)) return answered(std::get<Refusal>(query));
 
-  const Context c{request, who, engine, now, limits, std::get<Query>(query), route->id};
+  const Context c{request, who, engine, now, limits, std::get<Query>(query), route->id, presence};
   switch (route->route) {
     case Route::rota:
       return put_rota(c);
@@ -993,16 +995,17 @@ HttpAnswer internal_error() {
 }  // namespace
 
 Decision decide(const HttpRequest& request, const Principal& who, const rota::Engine& engine,
-                TimePoint now, const ApiLimits& limits) {
+                TimePoint now, const ApiLimits& limits, const Presence* presence) {
   try {
-    return decide_request(request, who, engine, now, limits);
+    return decide_request(request, who, engine, now, limits, presence);
   } catch (const std::exception&) {
     // Out of memory, or a bug: the request fails, the server carries on.
     return answered(internal_error());
   }
 }
 
-HttpAnswer answer(ApiWrite route, const rota::Reply& reply, const rota::Engine& engine) {
+HttpAnswer answer(ApiWrite route, const rota::Reply& reply, const rota::Engine& engine,
+                  const Presence* presence) {
   try {
     if (reply.status == rota::Status::rejected) {
       const Error error =
@@ -1025,12 +1028,12 @@ HttpAnswer answer(ApiWrite route, const rota::Reply& reply, const rota::Engine& 
       case ApiWrite::reassign:
       case ApiWrite::cancel:
         if (reply.visit >= engine.visit_count()) return internal_error();
-        append_visit(body, engine, reply.visit);
+        append_visit(body, engine, reply.visit, presence);
         break;
       case ApiWrite::ack_alert:
       case ApiWrite::resolve_alert:
         if (reply.alert >= engine.alert_count()) return internal_error();
-        append_alert(body, engine, reply.alert);
+        append_alert(body, engine, reply.alert, presence);
         break;
     }
     return json_answer(std::move(body));

@@ -183,6 +183,47 @@ std::string eta_text(const rota::Engine& engine, const rota::Visit& v) {
   return text;
 }
 
+/// The carer whose phone matters for a visit: the first assigned carer not yet there, while
+/// nobody has finished it; none once everyone is in or the visit is over.
+rota::CarerIndex awaited_carer(const rota::Visit& v) {
+  if (v.state == rota::VisitState::completed || v.state == rota::VisitState::cancelled) {
+    return kNoIndex;
+  }
+  for (const rota::CarerIndex c : v.carers) {
+    if (!v.checked_in(c)) return c;
+  }
+  return kNoIndex;
+}
+
+std::optional<TimePoint> offline_since(const rota::Engine& engine, rota::CarerIndex carer,
+                                       const Presence* presence) {
+  if (presence == nullptr || carer == kNoIndex) return std::nullopt;
+  return presence->offline_since(engine.carer(carer).id);
+}
+
+/// Whether an alert is about a carer not being where they should be: the phone's silence
+/// tells the office something.
+bool about_arrival(const rota::Alert& a) {
+  return a.open() && (a.phase == rota::AlertPhase::start || a.phase == rota::AlertPhase::double_up);
+}
+
+/// The at-risk estimate as of the engine's time: a carer still at an overrunning visit
+/// leaves no earlier than now (the engine estimates again only when that changes a decision).
+std::optional<TimePoint> expected_at(const rota::Engine& engine, const rota::Visit& v) {
+  if (v.risk.basis == rota::RiskBasis::none) return std::nullopt;
+  if (v.risk.basis == rota::RiskBasis::overrunning) {
+    return std::max(v.risk.eta, engine.now() + v.risk.drive);
+  }
+  return v.risk.eta;
+}
+
+std::optional<TimePoint> alert_eta(const rota::Engine& engine, const rota::Visit& v,
+                                   const rota::Alert& a) {
+  if (a.phase != rota::AlertPhase::start) return std::nullopt;
+  if (const auto expected = expected_at(engine, v)) return expected;
+  return v.eta;
+}
+
 std::string geofence_text(const rota::Engine& engine, const rota::Visit& v, const rota::Alert& a,
                           const std::string& who, const std::string& client_name) {
   const rota::Client& client = engine.client(v.client);
@@ -425,14 +466,14 @@ std::string event_id(FieldReader& r) { return r.text(Field::id, 1, kMaxEventIdBy
 std::string visit_id(FieldReader& r) { return r.text(Field::visit, 1, kMaxVisitIdBytes, true); }
 
 /// The presence proof shared by check-in and check-out: method, fix, tag.
-struct Presence {
+struct ArrivalProof {
   rota::Method method = rota::Method::gps;
   std::optional<rota::Fix> fix;
   std::string tag;
 };
 
-Presence presence(FieldReader& r) {
-  Presence p;
+ArrivalProof arrival_proof(FieldReader& r) {
+  ArrivalProof p;
   p.method = r.method();
   const bool by_tag = p.method == rota::Method::nfc || p.method == rota::Method::qr;
   const std::string needed_by = by_tag ? "" : "method " + std::string(rota::to_string(p.method));
@@ -458,7 +499,7 @@ Result<Message> read_check_in(FieldReader& r, std::string_view carer) {
   c.carer = std::string(carer);
   c.visit = visit_id(r);
   const auto at = r.time(Field::at);
-  Presence p = presence(r);
+  ArrivalProof p = arrival_proof(r);
   if (r.failed()) return r.fault();
   c.at = *at;
   c.fix = p.fix;
@@ -473,7 +514,7 @@ Result<Message> read_check_out(FieldReader& r, std::string_view carer) {
   c.carer = std::string(carer);
   c.visit = visit_id(r);
   const auto at = r.time(Field::at);
-  Presence p = presence(r);
+  ArrivalProof p = arrival_proof(r);
   c.note = r.text(Field::note, 0, kMaxNoteBytes, false);
   if (r.failed()) return r.fault();
   c.at = *at;
@@ -681,7 +722,38 @@ void append_error(std::string& out, std::optional<std::string_view> id, const Er
   o.end();
 }
 
-void append_visit(std::string& out, const rota::Engine& engine, rota::VisitIndex index) {
+namespace {
+
+std::string risk_reason(const rota::Engine& engine, const rota::Visit& v) {
+  const rota::Risk& r = v.risk;
+  const auto from = [&] { return engine.client(engine.visit(r.from).client).name + "'s"; };
+  const std::string drive = "; " + minutes_text(r.drive) + " drive";
+  switch (r.basis) {
+    case rota::RiskBasis::none:
+      return {};
+    case rota::RiskBasis::stated: {
+      std::string text = "said running late, expected at " + hhmm(engine, v, r.eta);
+      if (!v.eta_reason.empty()) text += " (" + v.eta_reason + ")";
+      return text;
+    }
+    case rota::RiskBasis::location:
+      return "last located at " + hhmm(engine, v, r.since) + ", " + minutes_text(r.drive) +
+             " drive away";
+    case rota::RiskBasis::left:
+      return "left " + from() + " at " + hhmm(engine, v, r.since) + drive;
+    case rota::RiskBasis::in_visit:
+      return "at " + from() + " until " + hhmm(engine, v, r.since) + drive;
+    case rota::RiskBasis::overrunning:
+      return "still at " + from() + ", visit overrunning by " +
+             minutes_text(std::max(Duration{0}, engine.now() - r.since)) + drive;
+  }
+  return {};
+}
+
+}  // namespace
+
+void append_visit(std::string& out, const rota::Engine& engine, rota::VisitIndex index,
+                  const Presence* presence) {
   const rota::Visit& v = engine.visit(index);
   const rota::Client& client = engine.client(v.client);
   ObjectWriter o(out);
@@ -718,10 +790,18 @@ void append_visit(std::string& out, const rota::Engine& engine, rota::VisitIndex
   o.time("eta", v.eta);
   o.string("eta_reason", v.eta_reason);
   o.string("cancel_reason", v.cancel_reason);
+  o.time("expected_at", expected_at(engine, v));
+  if (v.cause != rota::LateCause::none) {
+    o.string("late_cause", rota::to_string(v.cause));
+  } else {
+    o.null("late_cause");
+  }
+  o.time("phone_offline_since", offline_since(engine, awaited_carer(v), presence));
   o.end();
 }
 
-void append_alert(std::string& out, const rota::Engine& engine, rota::AlertIndex index) {
+void append_alert(std::string& out, const rota::Engine& engine, rota::AlertIndex index,
+                  const Presence* presence) {
   const rota::Alert& a = engine.alert(index);
   const rota::Visit& v = engine.visit(a.visit);
   ObjectWriter o(out);
@@ -763,11 +843,50 @@ void append_alert(std::string& out, const rota::Engine& engine, rota::AlertIndex
   }
   notified += ']';
   o.integer("seq", a.seq);
-  o.string("summary", alert_summary(engine, a));
+  o.string("summary", alert_summary(engine, a, presence));
+  o.time("eta", alert_eta(engine, v, a));
+  const bool start = a.phase == rota::AlertPhase::start;
+  const std::string reason = start ? risk_reason(engine, v) : std::string();
+  o.string_or_null("reason", reason);
+  if (start && v.cause != rota::LateCause::none) {
+    o.string("cause", rota::to_string(v.cause));
+  } else {
+    o.null("cause");
+  }
+  o.boolean("pages_held", a.held);
+  o.time("phone_offline_since",
+         about_arrival(a) ? offline_since(engine, a.carer, presence) : std::nullopt);
   o.end();
 }
 
-std::string alert_summary(const rota::Engine& engine, const rota::Alert& a) {
+std::string alert_summary(const rota::Engine& engine, const rota::Alert& a,
+                          const Presence* presence) {
+  std::string text = alert_sentence(engine, a);
+  if (about_arrival(a)) {
+    if (const auto since = offline_since(engine, a.carer, presence)) {
+      text += "; phone offline since " + hhmm(engine, engine.visit(a.visit), *since);
+    }
+  }
+  return text;
+}
+
+namespace {
+
+std::string late_cause_text(const rota::Engine& engine, const rota::Visit& v) {
+  switch (v.cause) {
+    case rota::LateCause::none:
+      return {};
+    case rota::LateCause::previous_overrun:
+      return "; " + risk_reason(engine, v) + "; no page unless missed";
+    case rota::LateCause::running_late:
+      return v.eta ? "; no page unless not there by " + hhmm(engine, v, *v.eta) : std::string();
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string alert_sentence(const rota::Engine& engine, const rota::Alert& a) {
   const rota::Visit& v = engine.visit(a.visit);
   const std::string& client = engine.client(v.client).name;
   const std::string who = a.carer != kNoIndex ? engine.carer(a.carer).id : "the carer";
@@ -777,9 +896,14 @@ std::string alert_summary(const rota::Engine& engine, const rota::Alert& a) {
   const std::string due_to_finish = "(due to finish " + hhmm(engine, v, finish) + ")";
   switch (a.kind) {
     case rota::AlertKind::at_risk:
-      return who + " may not reach " + client + " in time " + due + eta_text(engine, v);
+      if (v.risk.basis == rota::RiskBasis::none) {
+        return who + " may not reach " + client + " in time " + due + eta_text(engine, v);
+      }
+      return who + " may not reach " + client + " in time " + due + ": expected about " +
+             hhmm(engine, v, *expected_at(engine, v)) + "; " + risk_reason(engine, v);
     case rota::AlertKind::late:
-      return who + " has not checked in at " + client + " " + due + eta_text(engine, v);
+      return who + " has not checked in at " + client + " " + due + eta_text(engine, v) +
+             late_cause_text(engine, v);
     case rota::AlertKind::missed:
       return who + " has not checked in at " + client + " " + due + ": the visit is missed" +
              eta_text(engine, v);
@@ -830,27 +954,32 @@ void append_rota(std::string& out, const rota::Engine& engine,
 
 void append_snapshot(std::string& out, const rota::Engine& engine, TimePoint server_time,
                      std::span<const rota::VisitIndex> visits,
-                     std::span<const rota::AlertIndex> alerts, double clock_rate) {
+                     std::span<const rota::AlertIndex> alerts, double clock_rate,
+                     const Presence* presence) {
   ObjectWriter o(out);
   o.string("type", "snapshot");
   o.time("server_time", server_time);
   if (clock_rate != 1.0) o.number("clock_rate", clock_rate);
-  append_array(o.key("visits"), visits, [&](rota::VisitIndex i) { append_visit(out, engine, i); });
-  append_array(o.key("alerts"), alerts, [&](rota::AlertIndex i) { append_alert(out, engine, i); });
+  append_array(o.key("visits"), visits,
+               [&](rota::VisitIndex i) { append_visit(out, engine, i, presence); });
+  append_array(o.key("alerts"), alerts,
+               [&](rota::AlertIndex i) { append_alert(out, engine, i, presence); });
   o.end();
 }
 
-void append_visit_message(std::string& out, const rota::Engine& engine, rota::VisitIndex visit) {
+void append_visit_message(std::string& out, const rota::Engine& engine, rota::VisitIndex visit,
+                          const Presence* presence) {
   ObjectWriter o(out);
   o.string("type", "visit");
-  append_visit(o.key("visit"), engine, visit);
+  append_visit(o.key("visit"), engine, visit, presence);
   o.end();
 }
 
-void append_alert_message(std::string& out, const rota::Engine& engine, rota::AlertIndex alert) {
+void append_alert_message(std::string& out, const rota::Engine& engine, rota::AlertIndex alert,
+                          const Presence* presence) {
   ObjectWriter o(out);
   o.string("type", "alert");
-  append_alert(o.key("alert"), engine, alert);
+  append_alert(o.key("alert"), engine, alert, presence);
   o.end();
 }
 
@@ -871,16 +1000,18 @@ void append_carer_message(std::string& out, std::string_view from, std::string_v
 }
 
 void append_visit_list(std::string& out, const rota::Engine& engine,
-                       std::span<const rota::VisitIndex> visits) {
+                       std::span<const rota::VisitIndex> visits, const Presence* presence) {
   ObjectWriter o(out);
-  append_array(o.key("visits"), visits, [&](rota::VisitIndex i) { append_visit(out, engine, i); });
+  append_array(o.key("visits"), visits,
+               [&](rota::VisitIndex i) { append_visit(out, engine, i, presence); });
   o.end();
 }
 
 void append_alert_list(std::string& out, const rota::Engine& engine,
-                       std::span<const rota::AlertIndex> alerts) {
+                       std::span<const rota::AlertIndex> alerts, const Presence* presence) {
   ObjectWriter o(out);
-  append_array(o.key("alerts"), alerts, [&](rota::AlertIndex i) { append_alert(out, engine, i); });
+  append_array(o.key("alerts"), alerts,
+               [&](rota::AlertIndex i) { append_alert(out, engine, i, presence); });
   o.end();
 }
 

@@ -33,6 +33,7 @@ WebSocketSession::WebSocketSession(beast::tcp_stream&& stream, std::shared_ptr<S
 
 WebSocketSession::~WebSocketSession() {
   if (registration_ != 0) ctx_->withdraw(registration_);
+  if (present_) ctx_->host->phone_gone(who_->sub, last_heard_);
 }
 
 void WebSocketSession::run(Request request, std::optional<Principal> who) {
@@ -44,6 +45,10 @@ void WebSocketSession::run(Request request, std::optional<Principal> who) {
   ws_.set_option(ws::stream_base::decorator(
       [](ws::response_type& res) { res.set(beast::http::field::server, "visitd"); }));
   ws_.read_message_max(ctx_->settings.server.max_message);  // bigger: closed with 1009
+  // Pings and pongs are signs of life too: a phone idle between events is still reachable.
+  ws_.control_callback([this](ws::frame_type, beast::string_view) {
+    if (present_) last_heard_ = ctx_->clock.now();
+  });
   who_ = std::move(who);
   ws_.async_accept(request,
                    beast::bind_front_handler(&WebSocketSession::on_accept, shared_from_this()));
@@ -70,6 +75,8 @@ void WebSocketSession::authenticate(Principal who) {
   who_ = std::move(who);
   if (channel_ == Channel::carer) {
     slot_.change_role(ConnectionRole::carer);
+    last_heard_ = ctx_->clock.now();
+    present_ = true;
     ctx_->host->subscribe_carer(weak_from_this(), who_->sub);
   } else {
     slot_.change_role(ConnectionRole::board);
@@ -100,6 +107,7 @@ void WebSocketSession::on_read(beast::error_code ec, std::size_t) {
 
 void WebSocketSession::handle(std::string_view text) {
   const TimePoint now = ctx_->clock.now();
+  if (present_) last_heard_ = now;
   if (who_ && who_->expires <= now) {
     send_error(std::nullopt, Error{ErrorCode::unauthenticated,
                                    "the token has expired: reconnect with a new one"});

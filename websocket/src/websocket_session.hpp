@@ -75,6 +75,10 @@ class WebSocketSession final : public Subscriber,
   ConnectionSlot slot_;
   std::uint64_t registration_ = 0;
   std::optional<Principal> who_;
+  /// A carer's phone: when it was last heard (opened, a message, a ping or pong), told to
+  /// the host's presence when the connection ends. `present_`: the host was told it opened.
+  TimePoint last_heard_{};
+  bool present_ = false;
   boost::asio::steady_timer auth_timer_;
   std::deque<Frame> queue_;
   bool writing_ = false;

@@ -63,6 +63,18 @@ struct Tracking {
   Duration shift_lead = 1h;       ///< pings accepted from first visit's start - shift_lead
   Duration shift_tail = 1h;       ///< ... to last visit's end + shift_tail
   Duration offline_window = 72h;  ///< older events are refused (too_old); ping ids kept this long
+  /// Predict lateness: raise a visit's start alert as `at_risk` (info) when the carer's
+  /// estimated arrival passes start + late_after.
+  bool at_risk = true;
+  /// Accept location pings at all. Off: every ping is refused (`forbidden`) and not kept, and
+  /// at-risk estimates start from check-outs and visits under way only.
+  bool location_pings = true;
+  /// Pings closer together than this (per carer) update the last fix but do not make the
+  /// engine estimate the carer's arrival again.
+  Duration min_ping_interval = 1min;
+  double road_factor = 1.4;    ///< road distance / geodesic distance, for travel estimates
+  double speed_kmh = 30;       ///< average door-to-door speed between clients
+  Duration travel_minimum{0};  ///< added to every estimate: parking, walking to the door
 
   bool operator==(const Tracking&) const = default;
 };

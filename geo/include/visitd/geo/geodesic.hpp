@@ -46,4 +46,10 @@ struct TravelModel {
 /// Estimated travel time from a to b under the model.
 Duration travel_time(LatLon a, LatLon b, const TravelModel& model);
 
+/// The same estimate from the local flat-earth distance (WGS84's radii of curvature at the
+/// mean latitude), in a few nanoseconds instead of solving the geodesic: within a second
+/// (and 0.1%) of travel_time() for journeys up to 100 km away from the poles, where care
+/// workers drive. Further, or near a pole, it is travel_time() itself.
+Duration travel_time_local(LatLon a, LatLon b, const TravelModel& model);
+
 }  // namespace visitd::geo

@@ -199,6 +199,38 @@ struct CheckRecord {
   std::string note;  ///< check-outs only
 };
 
+/// What an arrival estimate starts from (see Engine: "At risk").
+enum class RiskBasis : std::uint8_t {
+  none,         ///< no estimate
+  stated,       ///< the carer's own `running_late` eta
+  location,     ///< the carer's last location fix
+  left,         ///< the check-out of the carer's previous visit
+  in_visit,     ///< still at the previous visit, due to finish at `since`
+  overrunning,  ///< still at the previous visit, past its planned finish `since`
+};
+std::string_view to_string(RiskBasis basis);
+
+/// An estimate of when a carer reaches a visit, and why.
+struct Risk {
+  RiskBasis basis = RiskBasis::none;
+  TimePoint eta;      ///< the estimated (or stated) arrival
+  Duration drive{0};  ///< the travel estimate from `from` (or the fix) to the client
+  /// The previous visit (the carer is at or left its client's home), if the basis has one.
+  VisitIndex from = kNoIndex;
+  TimePoint since;  ///< the fix's time, the check-out's, or the planned finish
+
+  bool operator==(const Risk&) const = default;
+};
+
+/// Why a visit is late, when the engine knows: then its late alert waits for `missed` (or
+/// the stated eta) before it pages.
+enum class LateCause : std::uint8_t {
+  none,
+  previous_overrun,  ///< the carer is still at, or left late from, their previous visit
+  running_late,      ///< the carer said so, with an eta within missed_after
+};
+std::string_view to_string(LateCause cause);
+
 struct Visit {
   std::string id;
   BranchIndex branch = 0;
@@ -219,6 +251,10 @@ struct Visit {
   std::optional<TimePoint> eta;  ///< from running_late
   std::string eta_reason;
   std::string cancel_reason;
+  /// The arrival estimate that put the visit at risk (or explains its lateness); basis none
+  /// otherwise. Cleared at the first check-in.
+  Risk risk;
+  LateCause cause = LateCause::none;
 
   std::uint16_t thresholds = 0;  ///< index into the engine's resolved thresholds
   DeadlineWheel::Handle start_deadline;
@@ -250,6 +286,15 @@ struct Carer {
   std::vector<Shift> shifts;       ///< one per local day with visits, by time
   std::optional<Fix> last_fix;
   TimePoint last_fix_at;
+  VisitIndex at_risk = kNoIndex;  ///< the visit this carer's estimate put at risk, if any
+  TimePoint assessed_at;          ///< when a ping last made the engine estimate (min_ping_interval)
+  DeadlineWheel::Handle recheck;  ///< when the estimate changes with time alone
+  /// Whether the last estimate started from a visit the carer is still at: pings cannot
+  /// change it then, and do not estimate again.
+  bool at_visit = false;
+  /// Derived, never snapshot or compared: how many of `visits` the last search for the next
+  /// visit passed (none of those can be it again until the rota changes; 0: search all).
+  mutable std::size_t passed = 0;
 };
 
 enum class AlertPhase : std::uint8_t { start, end, location, duration, double_up };
@@ -282,6 +327,7 @@ enum class Resolution : std::uint8_t {
   reassigned,
   user,
   rescheduled,  ///< extension: the office moved the visit so the condition no longer holds
+  on_track,     ///< extension: an at_risk alert whose estimate came back inside the window
 };
 std::string_view to_string(Resolution resolution);
 
@@ -316,8 +362,11 @@ struct Alert {
   /// The escalation ladder frozen when it triggered (an index into the engine's ladders), or
   /// kNoLadder: info alerts, and severities whose ladder is empty, page no one.
   std::uint16_t ladder = kNoLadder;
-  TimePoint ladder_from;           ///< step i fires at ladder_from + step i's `after`
-  std::uint8_t reopens = 0;        ///< times an ack timed out; at most [escalation] max_reopens
+  TimePoint ladder_from;     ///< step i fires at ladder_from + step i's `after`
+  std::uint8_t reopens = 0;  ///< times an ack timed out; at most [escalation] max_reopens
+  /// The ladder waits: a late visit whose cause is known (LateCause) pages once missed, or
+  /// once the carer's stated eta passes without a check-in.
+  bool held = false;
   DeadlineWheel::Handle step;      ///< the next step, or the ack timeout while acknowledged
   std::vector<Notified> notified;  ///< every notification about it, in order
 
@@ -434,8 +483,8 @@ class Engine {
     Flags flags = 0;
   };
   /// A deadline's payload is (index << 2) | kind: a visit's index for the phases, an
-  /// alert's for its escalation.
-  enum class DeadlineKind : std::uint8_t { start_phase, end_phase, escalation };
+  /// alert's for its escalation, a carer's for at-risk.
+  enum class DeadlineKind : std::uint8_t { start_phase, end_phase, escalation, at_risk };
   static std::uint64_t payload(std::uint32_t index, DeadlineKind kind) {
     return (std::uint64_t(index) << 2) | std::uint64_t(kind);
   }
@@ -494,6 +543,27 @@ class Engine {
   CarerIndex missing_carer(const Visit& v) const;
   Severity late_severity(const Visit& v) const;
 
+  // At risk (engine.cpp, "At risk"): per carer, never a scan of every visit.
+  /// Estimates again when the carer reaches their next visit; raises, updates or resolves
+  /// that visit's at_risk alert, and plans the carer's recheck.
+  void assess(CarerIndex c, TimePoint at, Effects& fx);
+  static constexpr std::size_t kNoPosition = ~std::size_t{0};
+  /// Where in the carer's visits their next visit not yet due late is: assigned (first
+  /// listed), nobody checked in; kNoPosition when none.
+  std::size_t next_visit(CarerIndex c, TimePoint at) const;
+  /// Where visit v is in the carer's visits; kNoPosition when not there.
+  std::size_t position(CarerIndex c, VisitIndex v) const;
+  /// When carer c reaches their visit at `position` as of `at`, from where they are or were
+  /// (not what they said); basis none without anything to go on. `recheck` (if given) is set when
+  /// the estimate changes with time alone while still inside the window.
+  Risk whereabouts(CarerIndex c, std::size_t position, TimePoint at,
+                   std::optional<TimePoint>* recheck) const;
+  /// The late alert's ladder waits / goes on (see Alert::held).
+  void hold(AlertIndex a);
+  void release(AlertIndex a, TimePoint at, Effects& fx);
+  /// Why the visit is late as of `at`, and the estimate that says so.
+  LateCause late_cause(VisitIndex v, TimePoint at, Risk& risk) const;
+
   /// Member-wise; only clone() copies an engine.
   Engine(const Engine&) = default;
 
@@ -505,6 +575,9 @@ class Engine {
   std::vector<BranchInfo> branches_;
   std::vector<Visit> visits_;
   std::vector<Client> clients_;
+  /// Each client's location again, densely: at-risk estimates read it on pings, and a few
+  /// hundred kilobytes stay in cache where the whole clients do not.
+  std::vector<geo::LatLon> homes_;
   std::vector<Carer> carers_;
   std::deque<Alert> alerts_;  ///< chunked: raising an alert never moves the others
   /// Lets the id maps be searched with a string_view, without building a string per event.
@@ -521,6 +594,7 @@ class Engine {
 
   std::vector<std::vector<config::EscalationStep>> ladders_;  ///< frozen, deduplicated
   std::vector<config::Thresholds> thresholds_;
+  Duration longest_late_after_{0};  ///< of thresholds_: how far back a next visit may start
   std::map<std::string, std::uint16_t, std::less<>> thresholds_ids_;
 
   /// Every accepted carer event's decision: check-ins, check-outs and running-late for

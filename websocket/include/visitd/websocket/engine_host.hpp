@@ -56,6 +56,7 @@
 #include "visitd/websocket/http_api.hpp"
 #include "visitd/websocket/metrics.hpp"
 #include "visitd/websocket/pager.hpp"
+#include "visitd/websocket/presence.hpp"
 
 namespace visitd::websocket {
 
@@ -115,8 +116,11 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   /// and `alert` delta in those branches.
   void subscribe_board(std::weak_ptr<Subscriber> board, Principal who);
   /// Subscribes a carer's phone: it gets the carer's `rota` now and whenever it changes, and
-  /// office messages.
+  /// office messages. The carer's phone counts as online (presence) from now on.
   void subscribe_carer(std::weak_ptr<Subscriber> phone, std::string carer);
+  /// A connection of the carer's phone ended, last heard at `last_heard`: once it was the
+  /// last, boards see `phone_offline_since` on the carer's open arrival alerts and visits.
+  void phone_gone(std::string carer, TimePoint last_heard);
 
   /// An HTTP API request (see http_api.hpp); `done` gets the answer once it may be sent.
   void http(std::shared_ptr<const OwnedHttpRequest> request, Principal who,
@@ -187,6 +191,8 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   Frame rota_frame(std::string_view carer) const;
   std::size_t message_carer(const CarerMessage& message);
   void snapshot_frames(const Principal& who, std::string& out) const;
+  /// Sends boards the carer's open arrival alerts and awaited visits again (presence changed).
+  void republish_carer(std::string_view carer);
 
   void arm_deadline();
   void on_deadline(boost::system::error_code ec);
@@ -207,6 +213,7 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   std::deque<Pending> pending_;
   std::vector<Board> boards_;
   std::unordered_map<std::string, std::vector<std::weak_ptr<Subscriber>>> phones_;
+  Presence presence_;
   /// Open alerts, for board snapshots; and each alert's last (kind, state) for the gauges.
   std::set<rota::AlertIndex> open_alerts_;
   std::vector<std::uint8_t> alert_class_;

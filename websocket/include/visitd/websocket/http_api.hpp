@@ -64,6 +64,7 @@
 #include "visitd/core/time.hpp"
 #include "visitd/rota/engine.hpp"
 #include "visitd/websocket/auth.hpp"
+#include "visitd/websocket/presence.hpp"
 
 namespace visitd::websocket {
 
@@ -112,15 +113,18 @@ struct ApiLimits {
 };
 
 /// Decides one request (see the header comment). Never throws on any request.
+/// `presence` (optional) fills `phone_offline_since` in the visits and alerts it answers.
 Decision decide(const HttpRequest& request, const Principal& who, const rota::Engine& engine,
-                TimePoint now, const ApiLimits& limits = {});
+                TimePoint now, const ApiLimits& limits = {},
+                const Presence* presence = nullptr);
 
 /// The answer to a write once the engine has decided it: 200 with the protocol's body for
 /// accepted (and unchanged, which is not an error: e.g. acknowledging an acknowledged alert
 /// answers 200 with the alert as it is), the error's status and body for rejected:
 /// unknown_visit/unknown_alert 404, forbidden/not_assigned 403, conflict and state errors
 /// 409, bad_rota/bad_message 400, anything else 500.
-HttpAnswer answer(ApiWrite route, const rota::Reply& reply, const rota::Engine& engine);
+HttpAnswer answer(ApiWrite route, const rota::Reply& reply, const rota::Engine& engine,
+                  const Presence* presence = nullptr);
 
 /// An error answer with the protocol's body `{"error":{"code":..,"message":..,"details":[]}}`
 /// and the status the code maps to (as answer() maps them; unauthenticated 401,

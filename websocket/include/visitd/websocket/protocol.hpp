@@ -36,6 +36,7 @@
 #include "visitd/core/time.hpp"
 #include "visitd/rota/engine.hpp"
 #include "visitd/rota/import.hpp"
+#include "visitd/websocket/presence.hpp"
 
 namespace visitd::websocket {
 
@@ -134,19 +135,32 @@ void append_ack(std::string& out, std::string_view event_id, const rota::Reply& 
 void append_error(std::string& out, std::optional<std::string_view> id, const Error& error);
 
 /// The visit object of the protocol ("Objects"), plus the extension fields `notes`, `eta`
-/// (null or a time), `eta_reason` and `cancel_reason` ("" when none). A check-in or
-/// check-out without a position fix has `lat`, `lon`, `accuracy` and `distance_m` null;
-/// `distance_m` is rounded to 0.1 m.
-void append_visit(std::string& out, const rota::Engine& engine, rota::VisitIndex visit);
+/// (null or a time), `eta_reason` and `cancel_reason` ("" when none), `expected_at` (the
+/// at-risk estimate, or null), `late_cause` (null, "previous_overrun", "running_late") and
+/// `phone_offline_since` (null, or when the phone of the carer still awaited went silent:
+/// needs `presence`). A check-in or check-out without a position fix has `lat`, `lon`,
+/// `accuracy` and `distance_m` null; `distance_m` is rounded to 0.1 m.
+void append_visit(std::string& out, const rota::Engine& engine, rota::VisitIndex visit,
+                  const Presence* presence = nullptr);
 
 /// The alert object of the protocol ("Objects"); null for each of acked_by, acked_at,
-/// resolved_at, resolution (and carer) while unset.
-void append_alert(std::string& out, const rota::Engine& engine, rota::AlertIndex alert);
+/// resolved_at, resolution (and carer) while unset. Extensions: `eta` (the estimated or
+/// stated arrival for a start alert, else null), `reason` (why at risk or late, or null),
+/// `cause` (as the visit's late_cause), `pages_held` (the ladder waits for missed or the
+/// stated eta) and `phone_offline_since` (an open start or double-up alert whose carer's
+/// phone is silent: needs `presence`).
+void append_alert(std::string& out, const rota::Engine& engine, rota::AlertIndex alert,
+                  const Presence* presence = nullptr);
 
 /// The alert's `summary`: one sentence for the office naming the carer, the client and the
 /// due time in the branch's time zone (HH:MM), e.g. "C1 has not checked in at Mrs A (due
-/// 09:00)". Takes the alert itself (not its index) so that any alert value can be described.
-std::string alert_summary(const rota::Engine& engine, const rota::Alert& alert);
+/// 09:00)", then what is known about why (an at-risk estimate, a late cause) and, with
+/// `presence`, "; phone offline since 08:40". Takes the alert itself (not its index) so that
+/// any alert value can be described.
+std::string alert_summary(const rota::Engine& engine, const rota::Alert& alert,
+                          const Presence* presence = nullptr);
+/// The summary without what presence adds.
+std::string alert_sentence(const rota::Engine& engine, const rota::Alert& alert);
 
 /// The visits to put in a carer's `rota`: those assigned to the carer now, not cancelled,
 /// that overlap [from, to), by start. A visit the carer was moved off is not theirs.
@@ -163,13 +177,16 @@ void append_rota(std::string& out, const rota::Engine& engine,
 /// as fast as the daemon's (an extension).
 void append_snapshot(std::string& out, const rota::Engine& engine, TimePoint server_time,
                      std::span<const rota::VisitIndex> visits,
-                     std::span<const rota::AlertIndex> alerts, double clock_rate = 1.0);
+                     std::span<const rota::AlertIndex> alerts, double clock_rate = 1.0,
+                     const Presence* presence = nullptr);
 
 /// `{"type":"visit","visit":<visit>}`: a board delta.
-void append_visit_message(std::string& out, const rota::Engine& engine, rota::VisitIndex visit);
+void append_visit_message(std::string& out, const rota::Engine& engine, rota::VisitIndex visit,
+                          const Presence* presence = nullptr);
 
 /// `{"type":"alert","alert":<alert>}`: a board delta.
-void append_alert_message(std::string& out, const rota::Engine& engine, rota::AlertIndex alert);
+void append_alert_message(std::string& out, const rota::Engine& engine, rota::AlertIndex alert,
+                          const Presence* presence = nullptr);
 
 /// `{"type":"ok","ref":..}`: a board command done (ref: the alert id), with `"id"` echoing
 /// the command's own `id` when it had one (an extension: boards may match answers by it).
@@ -181,9 +198,11 @@ void append_carer_message(std::string& out, std::string_view from, std::string_v
 
 /// HTTP bodies `{"visits":[<visit>...]}` and `{"alerts":[<alert>...]}`.
 void append_visit_list(std::string& out, const rota::Engine& engine,
-                       std::span<const rota::VisitIndex> visits);
+                       std::span<const rota::VisitIndex> visits,
+                       const Presence* presence = nullptr);
 void append_alert_list(std::string& out, const rota::Engine& engine,
-                       std::span<const rota::AlertIndex> alerts);
+                       std::span<const rota::AlertIndex> alerts,
+                       const Presence* presence = nullptr);
 
 /// The HTTP error body `{"error":{"code":..,"message":..,"details":[..]}}`; `details` lists
 /// a refused rota's issues as `{"line":n,"field":"...","message":"..."}` and is `[]`
