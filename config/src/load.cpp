@@ -432,15 +432,6 @@ class Reader {
     return d;
   }
 
-  [[nodiscard]] std::optional<bool> boolean(const toml::table& t, std::string_view path,
-                                            std::string_view key) const {
-    const toml::node* n = t.get(key);
-    if (n == nullptr) return std::nullopt;
-    const auto* b = n->as_boolean();
-    if (b == nullptr) wrong_type(*n, join(path, key), "true or false");
-    return b->get();
-  }
-
   [[nodiscard]] std::optional<double> number(const toml::table& t, std::string_view path,
                                              std::string_view key) const {
     const toml::node* n = t.get(key);
