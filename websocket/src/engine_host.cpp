@@ -542,7 +542,8 @@ void EngineHost::republish_carer(std::string_view carer) {
       after_durable(
           [this, branch = visit.branch, frame = Frame(std::move(frame))](std::error_code ec) {
             if (!ec) fan_out_board(branch, frame);
-          });
+          },
+          /*view=*/true);
     };
     send(append_visit_message, v);
     for (const rota::AlertIndex a : visit.alerts) {
