@@ -62,7 +62,15 @@ export class VisitDetail {
     this.render();
     if (!this.dialog.open) this.dialog.showModal();
     let v = this.state.visits.get(visitId);
-    if (!v) {
+    if (v) {
+      // Fetched fresh all the same, for where its carers were last located: location pings
+      // send the board nothing, so the board's copy may be older.
+      api.visit(visitId).then((fresh) => {
+        if (this.visitId !== visitId) return;
+        this.fetched = fresh;
+        this.render();
+      }, () => {});
+    } else {
       // An open alert of another day's visit: the board holds only today's.
       try {
         v = await api.visit(visitId);
@@ -89,6 +97,14 @@ export class VisitDetail {
   refresh() {
     if (!this.openId) return;
     this.render();
+  }
+
+  /** Where the visit's carers on shift were last located, freshest copy first. */
+  lastLocated(v, zone) {
+    const seen = (this.fetched?.id === v.id ? this.fetched : v).carer_locations ?? [];
+    if (!seen.length) return null;
+    return fact('Last located', h('ul', { class: 'flags last-located' }, seen.map((s) =>
+      h('li', {}, `${s.carer}: ${distanceText(s)} from the client at ${clock(s.at, zone)}`))));
   }
 
   visit() {
@@ -120,6 +136,7 @@ export class VisitDetail {
       v.expected_at ? fact('Estimated arrival', clock(v.expected_at, zone)) : null,
       v.late_cause ? fact('Why late', LATE_CAUSE_WORDS[v.late_cause] ?? v.late_cause) : null,
       v.phone_offline_since ? fact("Carer's phone", `offline since ${clock(v.phone_offline_since, zone)}`) : null,
+      this.lastLocated(v, zone),
       v.state === 'cancelled' ? fact('Cancelled', v.cancel_reason ? `“${v.cancel_reason}”` : 'no reason given') : null,
       fact('Flags', v.flags.length
         ? h('ul', { class: 'flags' }, v.flags.map((f) => h('li', {}, FLAG_WORDS[f] ?? f)))

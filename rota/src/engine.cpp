@@ -925,6 +925,20 @@ bool Engine::on_shift(const Carer& carer, TimePoint t) const {
   return false;
 }
 
+std::optional<Engine::Sighting> Engine::last_seen(CarerIndex c, TimePoint t) const {
+  const Carer& carer = carers_[c];
+  if (!carer.last_fix) return std::nullopt;
+  auto it = std::upper_bound(carer.shifts.begin(), carer.shifts.end(), t,
+                             [](TimePoint x, const Shift& s) { return x < s.from; });
+  while (it != carer.shifts.begin()) {
+    --it;
+    if (t <= it->to && carer.last_fix_at >= it->from) {
+      return Sighting{*carer.last_fix, carer.last_fix_at};
+    }
+  }
+  return std::nullopt;
+}
+
 // ---------------------------------------------------------------------------------------
 // Deadlines
 

@@ -1,7 +1,8 @@
 // Issue 8 through the real daemon: the board sees that a late visit's carer has a silent
 // phone ("phone offline since ..."), an offline burst whose device times show the carer was
 // on time resolves the late alert as synced_late before anyone is paged, and an at_risk
-// alert reaches the board with its estimate and reason and pages nobody.
+// alert reaches the board with its estimate and reason and pages nobody; the office sees
+// where a carer on shift was last located.
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
@@ -141,4 +142,29 @@ TEST_CASE("A carer leaving a visit 10 km from the next puts it at risk on the bo
       CHECK(str(a, "visit") != "V1");
     }
   }
+}
+
+TEST_CASE("The office sees where a visit's carers on shift were last located", "[presence]") {
+  Daemon d;
+  // C1 and C2 are on shift (their visits started 5 minutes ago); only C1's phone pings.
+  d.import_rota("B1", rota_csv({visit("V1", "C1", today_at(-5min)),
+                                visit("V2", "C2", today_at(-5min))}));
+  const std::string office = token(Role::office, "anna", {"B1"});
+  CHECK(d.api("GET", "/api/visits/V1", office).json().at("carer_locations").as_array().empty());
+
+  WsClient phone = WsClient::with_token(d.port(), "/ws/carer", token(Role::carer, "C1"));
+  REQUIRE(str(phone.next(), "type") == "rota");
+  phone.send_text(location("ping-1"));  // at 51.5, -0.14, 20 m: about 204 m from the client
+  REQUIRE(str(phone.next(), "status") == "accepted");
+
+  const json::value v1 = d.api("GET", "/api/visits/V1", office).json();
+  const json::array seen = v1.at("carer_locations").as_array();
+  REQUIRE(seen.size() == 1);
+  CHECK(str(seen[0], "carer") == "C1");
+  CHECK(seen[0].at("lat").to_number<double>() == Approx(51.5));
+  CHECK(seen[0].at("lon").to_number<double>() == Approx(-0.14));
+  CHECK(seen[0].at("accuracy").to_number<double>() == Approx(20));
+  CHECK(seen[0].at("distance_m").to_number<double>() == Approx(204).margin(5));
+  CHECK_FALSE(str(seen[0], "at").empty());
+  CHECK(d.api("GET", "/api/visits/V2", office).json().at("carer_locations").as_array().empty());
 }

@@ -420,3 +420,26 @@ TEST_CASE("A snapshot of format 2 (before at-risk) is read, and the day goes on 
     CHECK(day.visit("B").risk.eta == at("2026-11-23T10:48:00Z"));
   }
 }
+
+TEST_CASE("The office sees where a carer was last located only while the carer is on shift") {
+  // C1's shift: 08:00 (an hour before Mrs A's) to 12:00 (an hour after Mrs B's).
+  Day day(two_visits());
+  const CarerIndex c1 = *day.engine->find_carer("C1");
+  day.run_to("2026-11-23T08:10:00Z");
+  CHECK_FALSE(day.engine->last_seen(c1, day.now));  // nothing recorded yet
+  REQUIRE(day.ping(kAtA).status == Status::accepted);
+  const auto seen = day.engine->last_seen(c1, day.now);
+  REQUIRE(seen);
+  CHECK(seen->at == at("2026-11-23T08:10:00Z"));
+  CHECK(seen->fix.position.lat == kAtA.position.lat);
+  CHECK(day.engine->last_seen(c1, at("2026-11-23T12:00:00Z")));
+  // Off shift, the fix is not shown, though the engine keeps it (until retention drops it).
+  CHECK_FALSE(day.engine->last_seen(c1, at("2026-11-23T12:01:00Z")));
+
+  // The next day's shift does not show the day before's fix either.
+  ImportRota tomorrow{"B1", LocalDays(std::chrono::sys_days(2026y / 11 / 24).time_since_epoch()),
+                      {plan("C", kHomeA, "2026-11-24T09:00:00Z", "2026-11-24T10:00:00Z")},
+                      "office"};
+  REQUIRE(day.apply(tomorrow).status == Status::accepted);
+  CHECK_FALSE(day.engine->last_seen(c1, at("2026-11-24T08:30:00Z")));
+}

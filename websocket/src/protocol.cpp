@@ -797,6 +797,26 @@ void append_visit(std::string& out, const rota::Engine& engine, rota::VisitIndex
     o.null("late_cause");
   }
   o.time("phone_offline_since", offline_since(engine, awaited_carer(v), presence));
+  // Where each of its carers was last located, for the office: only carers on shift now.
+  std::string& seen = o.key("carer_locations");
+  seen += '[';
+  bool first = true;
+  for (const rota::CarerIndex c : v.carers) {
+    const auto sighting = engine.last_seen(c, engine.now());
+    if (!sighting) continue;
+    if (!first) seen += ',';
+    first = false;
+    ObjectWriter w(seen);
+    w.string("carer", engine.carer(c).id);
+    w.number("lat", sighting->fix.position.lat);
+    w.number("lon", sighting->fix.position.lon);
+    w.number("accuracy", sighting->fix.accuracy_m);
+    w.time("at", sighting->at);
+    w.number("distance_m",
+             std::round(geo::distance_m(client.location, sighting->fix.position) * 10) / 10);
+    w.end();
+  }
+  seen += ']';
   o.end();
 }
 

@@ -432,6 +432,13 @@ class Engine {
   const Visit& visit(VisitIndex i) const { return visits_[i]; }
   const Alert& alert(AlertIndex i) const { return alerts_[i]; }
   const Carer& carer(CarerIndex i) const { return carers_[i]; }
+  /// Where a carer was last located, for the office: only while the carer is on shift at
+  /// `at` and only a fix taken during that shift (nothing of a carer off shift is shown).
+  struct Sighting {
+    Fix fix;
+    TimePoint at;
+  };
+  std::optional<Sighting> last_seen(CarerIndex carer, TimePoint at) const;
   const Client& client(ClientIndex i) const { return clients_[i]; }
   const BranchInfo& branch(BranchIndex i) const { return branches_[i]; }
   std::size_t visit_count() const { return visits_.size(); }

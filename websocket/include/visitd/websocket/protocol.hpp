@@ -138,7 +138,9 @@ void append_error(std::string& out, std::optional<std::string_view> id, const Er
 /// (null or a time), `eta_reason` and `cancel_reason` ("" when none), `expected_at` (the
 /// at-risk estimate, or null), `late_cause` (null, "previous_overrun", "running_late") and
 /// `phone_offline_since` (null, or when the phone of the carer still awaited went silent:
-/// needs `presence`). A check-in or check-out without a position fix has `lat`, `lon`,
+/// needs `presence`) and `carer_locations` (where each of its carers on shift now was last
+/// located: carer, lat, lon, accuracy, at, distance_m from the client; none of a carer off
+/// shift). A check-in or check-out without a position fix has `lat`, `lon`,
 /// `accuracy` and `distance_m` null; `distance_m` is rounded to 0.1 m.
 void append_visit(std::string& out, const rota::Engine& engine, rota::VisitIndex visit,
                   const Presence* presence = nullptr);
