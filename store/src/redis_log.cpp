@@ -412,8 +412,9 @@ struct RedisLog::State {
               if (reply->kind == Reply::Kind::integer && reply->integer == 1) {
                 renewed = std::chrono::steady_clock::now();
               } else if (reply->kind == Reply::Kind::string) {
-                fail("the lease on " + lease_key + " is " + reply->text + ", not this daemon's (" +
-                     options.daemon_id + " at epoch " + epoch + ")");
+                fail_later("the lease on " + lease_key + " is " + reply->text +
+                           ", not this daemon's (" + options.daemon_id + " at epoch " + epoch +
+                           ")");
               } else {
                 log::warn("redis_lease_renewal", {{"answer", reply->describe()}});
               }

@@ -284,7 +284,7 @@ const std::vector<std::string> kVisitKeys = {
     "id", "branch", "client", "carers", "start", "end", "type", "time_critical", "state", "flags",
     "check_ins", "check_outs", "late_by_s", "notes", "eta", "eta_reason", "cancel_reason",
     // issue 8: the at-risk estimate, why it is late, whether the awaited phone is silent
-    "expected_at", "late_cause", "phone_offline_since"};
+    "expected_at", "late_cause", "phone_offline_since", "carer_locations"};
 const std::vector<std::string> kCheckInKeys = {"carer", "at",       "received_at", "lat",
                                                "lon",   "accuracy", "distance_m",  "method"};
 // protocol.md's alert, plus the extension `notified` (who was told what, when).
@@ -988,6 +988,7 @@ TEST_CASE("A visit is written with every field of the protocol and its extension
   CHECK(v.at("time_critical") == true);
   CHECK(v.at("state") == "in_progress");
   CHECK(v.at("flags") == json::array{});
+  CHECK(v.at("carer_locations") == json::array{});  // no location pings: nothing to show
   CHECK(v.at("late_by_s") == 240);
   CHECK(v.at("notes") == "Key safe 1234; insulin in the fridge");
   CHECK(v.at("eta").is_null());
