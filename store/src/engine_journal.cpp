@@ -137,8 +137,8 @@ std::uint64_t record_notice(Log& journal, const alerts::Notice& notice, TimePoin
   return journal.append(RecordType::outbox, 1, now, alerts::encode(notice), std::move(on_durable));
 }
 
-std::uint64_t record_delivery(Log& journal, const alerts::DeliveryRecord& delivery,
-                              TimePoint now, Log::Durable on_durable) {
+std::uint64_t record_delivery(Log& journal, const alerts::DeliveryRecord& delivery, TimePoint now,
+                              Log::Durable on_durable) {
   return journal.append(RecordType::delivery, 1, now, alerts::encode(delivery),
                         std::move(on_durable));
 }

@@ -209,7 +209,6 @@ struct RedisLog::State {
   net::io_context io;
   net::executor_work_guard<net::io_context::executor_type> work;
   net::steady_timer retry_timer, watchdog, lease_timer;
-  std::chrono::steady_clock::time_point renewed{};  ///< the last renewal the server confirmed
   std::shared_ptr<redis::AsyncConnection> connection;
   std::uint64_t generation = 0;  ///< which connection a reply came on
   std::string script_sha;        ///< kAppendScript, loaded on the current connection
@@ -232,6 +231,8 @@ struct RedisLog::State {
   std::atomic<std::uint64_t> connections{0};
   std::atomic<bool> pump_posted{false};
   std::atomic<bool> failed{false};
+  /// !outage.empty(), readable without the lock: the engine host asks on every command.
+  std::atomic<bool> in_outage{false};
 
   // ---- the append pipeline (io thread) ---------------------------------------------------
 
@@ -289,6 +290,7 @@ struct RedisLog::State {
               log::info("redis_reconnected", {{"server", endpoint.text()}});
             }
             outage.clear();
+            in_outage.store(false);
           }
           durable_cv.notify_all();
           for (auto& [seq, callback] : done) {
@@ -311,6 +313,7 @@ struct RedisLog::State {
                                         {"waiting_records", std::to_string(queue.size())}});
       }
       outage = "Redis at " + endpoint.text() + " cannot take writes (" + reason + ")";
+      in_outage.store(true);
     }
     if (stopping || failed.load()) return;  // a failed store never writes again
     retry_timer.expires_after(backoff);
@@ -409,9 +412,8 @@ struct RedisLog::State {
             {"EVAL", kRenewScript, "2", lease_key, epoch_key, options.daemon_id, ttl, epoch},
             [this](const Reply* reply, std::string_view) {
               if (reply == nullptr) return;  // the connection went: retried next time
-              if (reply->kind == Reply::Kind::integer && reply->integer == 1) {
-                renewed = std::chrono::steady_clock::now();
-              } else if (reply->kind == Reply::Kind::string) {
+              if (reply->kind == Reply::Kind::integer && reply->integer == 1) return;  // renewed
+              if (reply->kind == Reply::Kind::string) {
                 fail_later("the lease on " + lease_key + " is " + reply->text +
                            ", not this daemon's (" + options.daemon_id + " at epoch " + epoch +
                            ")");
@@ -477,7 +479,6 @@ struct RedisLog::State {
       }
       if (r.elements[0].integer == 1) {
         epoch = std::to_string(r.elements[1].integer);
-        renewed = std::chrono::steady_clock::now();
         log::info(
             "redis_lease",
             {{"keyspace", options.keyspace}, {"daemon", options.daemon_id}, {"epoch", epoch}});
@@ -625,6 +626,7 @@ std::uint64_t RedisLog::last_seq() const {
 std::uint64_t RedisLog::durable_seq() const { return state_->durable.load(); }
 
 std::string RedisLog::unavailable() const {
+  if (!state_->in_outage.load()) return {};
   const std::lock_guard lock(state_->mutex);
   return state_->outage;
 }

@@ -147,8 +147,8 @@ TEST_CASE("A carer leaving a visit 10 km from the next puts it at risk on the bo
 TEST_CASE("The office sees where a visit's carers on shift were last located", "[presence]") {
   Daemon d;
   // C1 and C2 are on shift (their visits started 5 minutes ago); only C1's phone pings.
-  d.import_rota("B1", rota_csv({visit("V1", "C1", today_at(-5min)),
-                                visit("V2", "C2", today_at(-5min))}));
+  d.import_rota("B1",
+                rota_csv({visit("V1", "C1", today_at(-5min)), visit("V2", "C2", today_at(-5min))}));
   const std::string office = token(Role::office, "anna", {"B1"});
   CHECK(d.api("GET", "/api/visits/V1", office).json().at("carer_locations").as_array().empty());
 

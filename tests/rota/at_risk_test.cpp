@@ -437,7 +437,8 @@ TEST_CASE("The office sees where a carer was last located only while the carer i
   CHECK_FALSE(day.engine->last_seen(c1, at("2026-11-23T12:01:00Z")));
 
   // The next day's shift does not show the day before's fix either.
-  ImportRota tomorrow{"B1", LocalDays(std::chrono::sys_days(2026y / 11 / 24).time_since_epoch()),
+  ImportRota tomorrow{"B1",
+                      LocalDays(std::chrono::sys_days(2026y / 11 / 24).time_since_epoch()),
                       {plan("C", kHomeA, "2026-11-24T09:00:00Z", "2026-11-24T10:00:00Z")},
                       "office"};
   REQUIRE(day.apply(tomorrow).status == Status::accepted);

@@ -115,8 +115,7 @@ struct ApiLimits {
 /// Decides one request (see the header comment). Never throws on any request.
 /// `presence` (optional) fills `phone_offline_since` in the visits and alerts it answers.
 Decision decide(const HttpRequest& request, const Principal& who, const rota::Engine& engine,
-                TimePoint now, const ApiLimits& limits = {},
-                const Presence* presence = nullptr);
+                TimePoint now, const ApiLimits& limits = {}, const Presence* presence = nullptr);
 
 /// The answer to a write once the engine has decided it: 200 with the protocol's body for
 /// accepted (and unchanged, which is not an error: e.g. acknowledging an acknowledged alert
