@@ -233,8 +233,13 @@ void Daemon::wait_listening(std::chrono::milliseconds timeout) {
 int Daemon::stop(std::chrono::milliseconds grace) {
   if (!running()) return -1;
   ::kill(pid_, SIGTERM);
+  return wait_exit(grace);
+}
+
+int Daemon::wait_exit(std::chrono::milliseconds timeout) {
+  if (!running()) return -1;
   int status = 0;
-  const auto deadline = std::chrono::steady_clock::now() + grace;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (::waitpid(pid_, &status, WNOHANG) == 0) {
     if (std::chrono::steady_clock::now() > deadline) {
       ::kill(pid_, SIGKILL);

@@ -90,6 +90,9 @@ class Daemon {
   /// SIGTERM, then SIGKILL if it has not exited within `grace`. The exit status, or 128 +
   /// the signal that ended it.
   int stop(std::chrono::milliseconds grace = 10s);
+  /// Waits for a daemon that stops by itself; SIGKILL if it is still running after
+  /// `timeout`. The exit status as stop() gives it.
+  int wait_exit(std::chrono::milliseconds timeout);
   /// SIGKILL, no questions asked; waits for the process to be gone.
   void kill9();
   /// Rewrites the config file with `config` and sends SIGHUP (a running daemon reloads it);

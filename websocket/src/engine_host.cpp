@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/asio/bind_executor.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <exception>
 
@@ -96,18 +97,30 @@ void EngineHost::close(std::function<void()> done) {
     if (self->pager_) self->pager_->close();
     self->deadline_timer_.cancel();
     self->snapshot_timer_.cancel();
-    net::post(self->background_, [self, done = std::move(done)]() mutable {
-      self->journal_.flush();
-      net::post(self->strand_, [self, done = std::move(done)] {
-        if (self->journal_.failed()) {
-          self->journal_failed(self->journal_.failure());
-        } else {
-          self->drain();
-        }
-        done();
-      });
-    });
+    EngineHost* host = self.get();
+    self->in_background([host] { host->journal_.flush(); },
+                        [host, done = std::move(done)] {
+                          if (host->journal_.failed()) {
+                            host->journal_failed(host->journal_.failure());
+                          } else {
+                            host->drain();
+                          }
+                          done();
+                        });
   });
+}
+
+void EngineHost::in_background(std::function<void()> job, std::function<void()> then) {
+  net::post(background_,
+            [self = shared_from_this(), work = net::make_work_guard(strand_.get_inner_executor()),
+             job = std::move(job), then = std::move(then)]() mutable {
+              job();
+              job = nullptr;
+              // The last reference to the host must not be dropped here: its destructor joins this
+              // thread. The strand's handler takes it (and runs before the work guard goes).
+              auto& strand = self->strand_;
+              net::post(strand, [self = std::move(self), then = std::move(then)] { then(); });
+            });
 }
 
 bool EngineHost::ready() const {
@@ -688,28 +701,29 @@ void EngineHost::maybe_snapshot(bool timer) {
   const bool compact = now - last_compaction_ >= kCompactionInterval;
   if (compact) last_compaction_ = now;
   const TimePoint drop_before = now - settings_.store.location_retention;
-  net::post(background_, [self = shared_from_this(), seq, copy = std::move(copy), compact,
-                          drop_before]() mutable {
-    try {
-      const std::string bytes = store::snapshot_bytes(*copy);
-      copy.reset();
-      self->journal_.flush();
-      if (!self->journal_.failed() && self->journal_.durable_seq() >= seq) {
-        self->journal_.write_snapshot(seq, bytes);
-        self->metrics_.snapshots().Increment();
-        log::info("snapshot", {{"seq", to_text(seq)}, {"bytes", to_text(bytes.size())}});
-        if (compact) {
-          const std::uint64_t dropped = self->journal_.compact(drop_before);
-          log::info("compacted", {{"dropped_location_fixes", to_text(dropped)},
-                                  {"older_than", format_rfc3339(drop_before)}});
+  in_background(
+      [this, seq, copy = std::move(copy), compact, drop_before]() mutable {
+        try {
+          const std::string bytes = store::snapshot_bytes(*copy);
+          copy.reset();
+          journal_.flush();
+          if (!journal_.failed() && journal_.durable_seq() >= seq) {
+            journal_.write_snapshot(seq, bytes);
+            metrics_.snapshots().Increment();
+            log::info("snapshot", {{"seq", to_text(seq)}, {"bytes", to_text(bytes.size())}});
+            if (compact) {
+              const std::uint64_t dropped = journal_.compact(drop_before);
+              log::info("compacted", {{"dropped_location_fixes", to_text(dropped)},
+                                      {"older_than", format_rfc3339(drop_before)}});
+            }
+          }
+        } catch (const std::exception& e) {
+          // The journal still holds every record: a missed snapshot only lengthens the next
+          // start.
+          log::error("snapshot_failed", {{"seq", to_text(seq)}, {"error", e.what()}});
         }
-      }
-    } catch (const std::exception& e) {
-      // The journal still holds every record: a missed snapshot only lengthens the next start.
-      log::error("snapshot_failed", {{"seq", to_text(seq)}, {"error", e.what()}});
-    }
-    net::post(self->strand_, [self] { self->snapshot_running_ = false; });
-  });
+      },
+      [this] { snapshot_running_ = false; });
 }
 
 }  // namespace visitd::websocket

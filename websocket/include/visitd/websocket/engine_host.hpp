@@ -198,6 +198,10 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   void on_deadline(boost::system::error_code ec);
   void arm_snapshot_timer();
   void maybe_snapshot(bool timer);
+  /// Runs `job` on the background thread (it may block on the journal), then `then` on the
+  /// strand. The io_context has work meanwhile: the daemon's io.run() cannot return, and its
+  /// journal go, while a job still uses it. Both may use `this`: the host is kept alive.
+  void in_background(std::function<void()> job, std::function<void()> then);
   void journal_failed(std::error_code error);
 
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
