@@ -607,7 +607,7 @@ Reply Engine::on(const ImportRota& c, Effects& fx) {
 
   for (const auto& plan : c.visits) {
     const ClientIndex client = upsert_client(plan.client);
-    std::vector<CarerIndex> carers;
+    CarerList carers;
     for (const auto& id : plan.carers) carers.push_back(carer_of(id));
     const std::uint16_t th = thresholds_index(*b, plan.type, plan.time_critical);
 
@@ -723,7 +723,7 @@ Reply Engine::on(const Reassign& c, Effects& fx) {
   if (visits_[vi].state == VisitState::completed) {
     return rejected(ErrorCode::conflict, "visit " + c.visit + " is already completed");
   }
-  std::vector<CarerIndex> carers;
+  CarerList carers;
   for (const auto& id : c.carers) carers.push_back(carer_of(id));
   Visit& v = visits_[vi];
   if (carers == v.carers) {
@@ -732,7 +732,7 @@ Reply Engine::on(const Reassign& c, Effects& fx) {
     r.note = "visit " + v.id + " already has these carers";
     return r;
   }
-  const std::vector<CarerIndex> old = v.carers;
+  const CarerList old = v.carers;
   v.carers = carers;
   for (CarerIndex ci : old) {
     if (!v.assigned(ci)) {

@@ -14,6 +14,7 @@
 // Not thread-safe: one owner (the daemon's engine strand) calls it.
 
 #include <array>
+#include <boost/container/small_vector.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <cstdint>
 #include <deque>
@@ -43,6 +44,8 @@ using CarerIndex = std::uint32_t;
 using ClientIndex = std::uint32_t;
 using AlertIndex = std::uint32_t;
 using BranchIndex = std::uint16_t;
+/// A visit's carers: one, or two for a double-up, held inline (no allocation per visit).
+using CarerList = boost::container::small_vector<CarerIndex, 2>;
 inline constexpr std::uint32_t kNoIndex = 0xffffffffu;
 
 // ---------------------------------------------------------------------------------------
@@ -232,31 +235,33 @@ enum class LateCause : std::uint8_t {
 std::string_view to_string(LateCause cause);
 
 struct Visit {
-  std::string id;
-  BranchIndex branch = 0;
-  ClientIndex client = 0;
-  std::vector<CarerIndex> carers;
+  // What a carer event reads of every visit it passes over (next_visit, carer_visit) comes
+  // first, so that it shares one or two cache lines rather than spreading over five.
   TimePoint start;
   TimePoint end;
-  std::string type;
+  VisitState state = VisitState::scheduled;
   bool time_critical = false;
+  LateCause cause = LateCause::none;
+  Flags flags = 0;
+  std::uint16_t thresholds = 0;  ///< index into the engine's resolved thresholds
+  BranchIndex branch = 0;
+  ClientIndex client = 0;
+  std::vector<CheckRecord> check_ins;
+  CarerList carers;  ///< the lead carer first
+
+  std::vector<CheckRecord> check_outs;
+  std::string id;
+  std::string type;
   std::string notes;
   LocalDays day;  ///< local date of start in the branch's zone: the rota it belongs to
-
-  VisitState state = VisitState::scheduled;
-  Flags flags = 0;
   std::int64_t late_by_s = 0;
-  std::vector<CheckRecord> check_ins;
-  std::vector<CheckRecord> check_outs;
   std::optional<TimePoint> eta;  ///< from running_late
   std::string eta_reason;
   std::string cancel_reason;
   /// The arrival estimate that put the visit at risk (or explains its lateness); basis none
   /// otherwise. Cleared at the first check-in.
   Risk risk;
-  LateCause cause = LateCause::none;
 
-  std::uint16_t thresholds = 0;  ///< index into the engine's resolved thresholds
   DeadlineWheel::Handle start_deadline;
   DeadlineWheel::Handle end_deadline;
   std::array<AlertIndex, 5> alerts{kNoIndex, kNoIndex, kNoIndex, kNoIndex, kNoIndex};
@@ -283,7 +288,8 @@ struct Shift {
 struct Carer {
   std::string id;
   std::vector<VisitIndex> visits;  ///< every visit ever assigned, by start
-  std::vector<Shift> shifts;       ///< one per local day with visits, by time
+  /// One per local day with visits, by time; today's and tomorrow's inline.
+  boost::container::small_vector<Shift, 2> shifts;
   std::optional<Fix> last_fix;
   TimePoint last_fix_at;
   VisitIndex at_risk = kNoIndex;  ///< the visit this carer's estimate put at risk, if any
