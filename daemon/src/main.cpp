@@ -74,9 +74,10 @@ int journal(const std::vector<std::string_view>& args) {
 constexpr const char* kStatusUsage = R"(Usage: visitd status --config FILE
 
 For a Redis store ([store] kind = "redis" in FILE): connects to [store] url and prints
-which daemon holds the keyspace's lease, at which epoch and for how much longer, where
-the record stream ends, and which record the snapshot covers (what a daemon taking over
-would replay). Changes nothing. Exit status 1 if the server cannot be read.
+which daemon holds the keyspace's lease, at which epoch and for how much longer, each
+standby following it and how many records it is behind, where the record stream ends, and
+which record the snapshot covers (what a daemon starting would replay). Changes nothing.
+Exit status 1 if the server cannot be read.
 )";
 
 int status(const std::vector<std::string_view>& args) {
@@ -103,6 +104,7 @@ int status(const std::vector<std::string_view>& args) {
     visitd::store::RedisOptions options;
     options.url = settings.store.url;
     options.keyspace = settings.store.keyspace;
+    options.lease_ttl = settings.store.lease_ttl;
     std::fputs(visitd::store::redis_status(options).c_str(), stdout);
     return 0;
   } catch (const std::exception& e) {

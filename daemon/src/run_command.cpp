@@ -137,8 +137,9 @@ std::unique_ptr<store::Log> open_journal(const config::Settings& settings,
   return journal;
 }
 
-/// The Redis store at [store] url (its persistence checked; see redis_log.hpp).
-std::unique_ptr<store::Log> open_redis(const config::Settings& settings) {
+/// The Redis store at [store] url (its persistence checked; see redis_log.hpp), as a standby:
+/// the daemon follows the lease holder's writes until it takes the lease (at once when free).
+std::unique_ptr<store::RedisLog> open_redis(const config::Settings& settings) {
   store::RedisOptions redis_options;
   redis_options.url = settings.store.url;
   redis_options.keyspace = settings.store.keyspace;
@@ -155,7 +156,7 @@ std::unique_ptr<store::Log> open_redis(const config::Settings& settings) {
   redis_options.on_failed = [](const std::string&) { ::kill(::getpid(), SIGTERM); };
   log::info("redis_store_opening",
             {{"keyspace", settings.store.keyspace}, {"daemon", redis_options.daemon_id}});
-  auto log = store::RedisLog::open(redis_options);
+  auto log = store::RedisLog::open_standby(redis_options);
   log::info("redis_store", {{"stream", log->stream_key()}, {"last_seq", text(log->last_seq())}});
   return log;
 }
@@ -236,11 +237,18 @@ int run_command(const std::vector<std::string_view>& args) {
   websocket::Metrics metrics;
 
   std::unique_ptr<store::Log> journal;
+  store::RedisLog* redis = nullptr;  ///< the journal when on Redis: a standby until promoted
   store::Recovered recovered;
   const bool on_redis = settings.store.kind == "redis";
   const std::string where = on_redis ? "redis" : settings.store.dir;
   try {
-    journal = on_redis ? open_redis(settings) : open_journal(settings, options, metrics);
+    if (on_redis) {
+      auto log = open_redis(settings);
+      redis = log.get();
+      journal = std::move(log);
+    } else {
+      journal = open_journal(settings, options, metrics);
+    }
     const auto started = std::chrono::steady_clock::now();
     recovered = store::recover(settings, *journal, clock.now());
     const double seconds =
@@ -265,9 +273,10 @@ int run_command(const std::vector<std::string_view>& args) {
   // The journal records the tracking settings in force, so that a replay decides every past
   // event under the settings it was decided under. A config edited while the daemon was
   // stopped takes effect now, and that is recorded too.
+  // (A Redis standby does this when it takes the store over: EngineHost::promote.)
   const bool changed = config::describe_tracking(recovered.engine->settings()) !=
                        config::describe_tracking(settings);
-  if (changed || !recovered.settings_recorded) {
+  if (!redis && (changed || !recovered.settings_recorded)) {
     rota::Effects ignored;  // nobody is connected yet; boards get a snapshot
     if (auto error = recovered.engine->reconfigure(std::make_shared<config::Settings>(settings),
                                                    clock.now(), ignored)) {
@@ -300,14 +309,33 @@ int run_command(const std::vector<std::string_view>& args) {
     log::error("listen_failed", {{"addr", settings.server.listen}, {"error", e.what()}});
     return 1;
   }
-  host->start();
+  const bool settings_recorded = recovered.settings_recorded;
+  int exit_code = 0;  ///< set when the daemon must stop with an error
+  net::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+  if (redis) {
+    host->start_standby(settings_recorded);
+    redis->follow(
+        recovered.last_seq, [host](const store::Record& r) { host->follow(r); },
+        [host, &exit_code, &options] {
+          host->promote([&exit_code, &options](std::optional<Error> error) {
+            if (!error) {
+              log::info("owner", {{"effect", "this daemon now decides, records and pages"}});
+              return;
+            }
+            log::error("config_refused", {{"file", options.config}, {"error", error->message}});
+            exit_code = 1;
+            ::kill(::getpid(), SIGTERM);
+          });
+        });
+  } else {
+    host->start();
+  }
   const auto endpoint = server.local_endpoint();
   log::info("listening",
             {{"addr", endpoint.address().to_string() + ":" + std::to_string(endpoint.port())},
              {"threads", text(settings.server.threads)},
              {"journal_seq", text(journal->last_seq())}});
 
-  net::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   net::steady_timer drain_timer(io);
   const auto stop_started = std::make_shared<std::chrono::steady_clock::time_point>();
   std::function<void(const boost::system::error_code&, int)> on_signal;
@@ -338,12 +366,14 @@ int run_command(const std::vector<std::string_view>& args) {
   for (unsigned i = 1; i < settings.server.threads; ++i) threads.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& t : threads) t.join();
+  // Its callbacks post to the io_context, which goes before the store.
+  if (redis) redis->stop_following();
 
   journal->flush();
   const bool failed = journal->failed();
   log::info("stopped",
             {{"durable_seq", text(journal->durable_seq())}, {"journal", failed ? "failed" : "ok"}});
-  return failed ? 1 : 0;
+  return failed ? 1 : exit_code;
 }
 
 }  // namespace visitd::daemon

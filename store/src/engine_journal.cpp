@@ -62,37 +62,61 @@ Recovered recover(const config::Settings& settings, const Log& journal, TimePoin
     // decision with the restart's time.
     if (!out.engine) out.engine = std::make_unique<rota::Engine>(settings, r.time);
     effects.clear();
-    if (r.type == RecordType::settings) {
-      const std::string where = "journal record " + std::to_string(r.seq);
-      if (auto error = out.engine->reconfigure(read_settings(r.payload, where), r.time, effects)) {
-        throw JournalError(where + ": the recorded settings were refused: " + error->message);
-      }
-      out.settings_recorded = true;
-    } else if (r.type == RecordType::outbox) {
-      // Who was told what: part of the alert (its `notified` list).
-      auto notice = alerts::decode_notice(r.payload);
-      if (!notice) {
-        throw JournalError("record " + std::to_string(r.seq) + ": " + notice.error().message);
-      }
-      if (const auto a = out.engine->find_alert(notice->alert)) {
-        out.engine->note_notified(*a, alerts::notified(*notice));
-      }
-    } else if (r.type == RecordType::delivery) {
-      // How a delivery went: the audit trail, read by read_outbox(); not engine state.
-    } else {
-      auto command = rota::decode(r.payload, r.version);
-      if (!command) {
-        throw JournalError("record " + std::to_string(r.seq) + ": " + command.error().message);
-      }
-      const auto reply = out.engine->apply(*command, r.time, effects);
-      if (reply.status == rota::Status::rejected) ++out.diverged;
-    }
+    const Applied applied = apply_record(*out.engine, r, effects);
+    if (applied.diverged) ++out.diverged;
+    if (applied.settings) out.settings_recorded = true;
     ++out.replayed;
     out.last_seq = r.seq;
   });
   if (!out.engine) out.engine = std::make_unique<rota::Engine>(settings, origin);
   out.last_seq = std::max({out.last_seq, out.snapshot_seq, journal.last_seq()});
   return out;
+}
+
+Applied apply_record(rota::Engine& engine, const Record& r, rota::Effects& effects) {
+  Applied out;
+  const auto where = [&] { return "record " + std::to_string(r.seq); };
+  switch (r.type) {
+    case RecordType::settings:
+      if (auto error =
+              engine.reconfigure(read_settings(r.payload, "journal " + where()), r.time, effects)) {
+        throw JournalError("journal " + where() +
+                           ": the recorded settings were refused: " + error->message);
+      }
+      out.settings = true;
+      break;
+    case RecordType::outbox: {
+      // Who was told what: part of the alert (its `notified` list).
+      auto notice = alerts::decode_notice(r.payload);
+      if (!notice) throw JournalError(where() + ": " + notice.error().message);
+      if (const auto a = engine.find_alert(notice->alert)) {
+        engine.note_notified(*a, alerts::notified(*notice));
+      }
+      break;
+    }
+    case RecordType::delivery:
+      // How a delivery went: the audit trail, read by read_outbox(); not engine state.
+      break;
+    case RecordType::tick:
+      engine.advance(r.time, effects);
+      break;
+    case RecordType::command:
+    case RecordType::location: {
+      auto command = rota::decode(r.payload, r.version);
+      if (!command) throw JournalError(where() + ": " + command.error().message);
+      out.diverged = engine.apply(*command, r.time, effects).status == rota::Status::rejected;
+      break;
+    }
+    default:
+      throw JournalError(where() + " has type " + std::to_string(unsigned(r.type)) +
+                         ", which this visitd does not know: is it older than the one that "
+                         "wrote it?");
+  }
+  return out;
+}
+
+std::uint64_t record_tick(Log& journal, TimePoint now, Log::Durable on_durable) {
+  return journal.append(RecordType::tick, 1, now, {}, std::move(on_durable));
 }
 
 std::uint64_t record(Log& journal, const rota::Command& command, TimePoint now,

@@ -189,6 +189,7 @@ struct RedisLog::State {
         lease_key("visitd:{" + options.keyspace + "}:lease"),
         epoch_key("visitd:{" + options.keyspace + "}:epoch"),
         seq_key("visitd:{" + options.keyspace + "}:seq"),
+        followers_key("visitd:{" + options.keyspace + "}:followers"),
         sync(endpoint, options.command_timeout),
         work(net::make_work_guard(io)),
         retry_timer(io),
@@ -198,6 +199,7 @@ struct RedisLog::State {
   RedisOptions options;
   redis::Endpoint endpoint;
   std::string log_key, snapshot_key, lease_key, epoch_key, seq_key;
+  std::string followers_key;  ///< standby id -> "<seq it has read> <unix ms>", for status
   std::string unsafe;
   std::string epoch;  ///< this daemon's, as the epoch key holds it
 
@@ -229,6 +231,13 @@ struct RedisLog::State {
 
   std::atomic<std::uint64_t> durable{0};
   std::atomic<std::uint64_t> connections{0};
+  /// A standby follows the owner's writes and appends nothing (see follow()).
+  std::atomic<bool> standby{false};
+  std::string holder;  ///< under `mutex`: who held the lease when a standby last looked
+  std::thread follower;
+  std::atomic<bool> stop_following{false};
+  struct Follower;
+  std::unique_ptr<Follower> following;
   std::atomic<bool> pump_posted{false};
   std::atomic<bool> failed{false};
   /// !outage.empty(), readable without the lock: the engine host asks on every command.
@@ -465,31 +474,40 @@ struct RedisLog::State {
     return r.elements.empty() ? 0 : entry_seq(r.elements[0], log_key);
   }
 
+  /// One attempt at the lease: true when this daemon holds it now (free, or already ours
+  /// after a restart; a new epoch fences every earlier owner); else `holder` and `left` (ms)
+  /// say who has it and for how long.
+  bool try_acquire(std::string& holder_now, long long& left) {
+    const std::string ttl = std::to_string(options.lease_ttl.count());
+    const Reply r =
+        run({"EVAL", kAcquireScript, "2", lease_key, epoch_key, options.daemon_id, ttl});
+    if (r.kind != Reply::Kind::array || r.elements.size() < 2 ||
+        r.elements[0].kind != Reply::Kind::integer) {
+      throw JournalError(lease_key + ": taking the lease answered " + r.describe());
+    }
+    if (r.elements[0].integer == 1) {
+      epoch = std::to_string(r.elements[1].integer);
+      log::info("redis_lease",
+                {{"keyspace", options.keyspace}, {"daemon", options.daemon_id}, {"epoch", epoch}});
+      return true;
+    }
+    holder_now = r.elements[1].text;
+    left = r.elements.size() > 2 ? r.elements[2].integer : 0;
+    return false;
+  }
+
   /// Blocks until this daemon holds the lease: at once when it is free or already ours (a
   /// restart), else once the daemon holding it stops renewing it. Logs while it waits.
   void acquire() {
-    const std::string ttl = std::to_string(options.lease_ttl.count());
     auto said = std::chrono::steady_clock::time_point{};
     for (;;) {
-      const Reply r =
-          run({"EVAL", kAcquireScript, "2", lease_key, epoch_key, options.daemon_id, ttl});
-      if (r.kind != Reply::Kind::array || r.elements.size() < 2 ||
-          r.elements[0].kind != Reply::Kind::integer) {
-        throw JournalError(lease_key + ": taking the lease answered " + r.describe());
-      }
-      if (r.elements[0].integer == 1) {
-        epoch = std::to_string(r.elements[1].integer);
-        log::info(
-            "redis_lease",
-            {{"keyspace", options.keyspace}, {"daemon", options.daemon_id}, {"epoch", epoch}});
-        return;
-      }
-      const std::string holder = r.elements[1].text;
-      const long long left = r.elements.size() > 2 ? r.elements[2].integer : 0;
+      std::string holder_now;
+      long long left = 0;
+      if (try_acquire(holder_now, left)) return;
       const auto now = std::chrono::steady_clock::now();
       if (now - said > std::chrono::seconds(30)) {
         log::info("redis_standby", {{"keyspace", options.keyspace},
-                                    {"held_by", holder},
+                                    {"held_by", holder_now},
                                     {"expires_in_ms", std::to_string(left)}});
         said = now;
       }
@@ -497,6 +515,186 @@ struct RedisLog::State {
           std::chrono::milliseconds(left > 0 ? left : 50), std::chrono::milliseconds(50),
           options.lease_ttl / 3);
       std::this_thread::sleep_for(wait);
+    }
+  }
+
+  /// Checks the server keeps what it answers (see the header) and holds a stream at log_key.
+  /// Under sync_mutex.
+  void check_server() {
+    const std::string server = "Redis at " + endpoint.text();
+    // Durable means fsync'd: an answered XADD is on disk only with appendfsync always.
+    std::string why;
+    const std::string aof = config_value(run({"CONFIG", "GET", "appendonly"}), "appendonly", why);
+    const std::string fsync =
+        why.empty() ? config_value(run({"CONFIG", "GET", "appendfsync"}), "appendfsync", why)
+                    : std::string();
+    if (why.empty() && aof != "yes") {
+      why = "appendonly is \"" + aof + "\" (it must be \"yes\")";
+    } else if (why.empty() && fsync != "always") {
+      why = "appendfsync is \"" + fsync + "\" (it must be \"always\")";
+    }
+    if (!why.empty()) {
+      if (!options.allow_unsafe_fsync) {
+        throw JournalError(server + " does not fsync every write: " + why +
+                           ". An acknowledged event could be lost if Redis crashed. Set "
+                           "appendonly yes and appendfsync always on the server, or (knowingly) "
+                           "[store] allow_unsafe_fsync = true");
+      }
+      unsafe = server + " may lose acknowledged events: " + why;
+      log::warn("redis_unsafe_fsync", {{"server", endpoint.text()}, {"why", why}});
+    }
+    const Reply type = run({"TYPE", log_key});
+    if (type.kind != Reply::Kind::status || (type.text != "none" && type.text != "stream")) {
+      throw JournalError(server + ": " + log_key + " holds " + type.describe() + ", not a stream");
+    }
+  }
+
+  /// This daemon has just taken the lease: learns where the stream ends and makes the append
+  /// script continue from there. Under sync_mutex.
+  void take_over() {
+    const std::string server = "Redis at " + endpoint.text();
+    const std::uint64_t top = stream_top();
+    const std::uint64_t snap = snapshot_seq();
+    if (snap > top) {
+      // The stream lost its tail (a failover to a replica that lagged): continue after the
+      // snapshot, and make the stream's last ID say so, or no append could follow it.
+      log::warn("redis_stream_behind_snapshot",
+                {{"stream_last", std::to_string(top)}, {"snapshot", std::to_string(snap)}});
+      if (top > 0) {
+        const Reply r = run({"XSETID", log_key, std::to_string(snap) + "-0"});
+        if (r.is_error()) throw JournalError(server + ": XSETID answered " + r.describe());
+      }
+    }
+    {
+      const std::lock_guard lock(mutex);
+      last = std::max(top, snap);
+      durable.store(last);
+    }
+    // Where the append script continues from: this daemon holds the lease, so nothing else
+    // writes the stream now.
+    const Reply set = run({"SET", seq_key, std::to_string(std::max(top, snap))});
+    if (set.is_error()) throw JournalError(server + ": SET " + seq_key + ": " + set.text);
+  }
+
+  /// Starts the append pipeline's thread: connection, watchdog, lease renewal.
+  void start_pipeline() {
+    thread = std::thread([this] { io.run(); });
+    net::post(io, [this] {
+      arm_watchdog();
+      arm_lease();
+      connect();
+    });
+  }
+
+  /// What a standby's follow() keeps between reads.
+  struct Follower {
+    Follower(const redis::Endpoint& endpoint, std::chrono::milliseconds timeout)
+        : reader(endpoint, timeout) {}
+    std::uint64_t cursor = 0;  ///< the last record handed on
+    std::function<void(const Record&)> on_record;
+    std::function<void()> on_promoted;
+    redis::SyncConnection reader;  ///< its own: XREAD BLOCK must not hold sync_mutex
+    bool told = false;
+  };
+
+  /// One turn of a standby: tries for the lease, then hands on what the owner wrote (waiting
+  /// up to a third of the lease for it when `wait`); once the lease is held, reads the stream
+  /// to its end, becomes the owner and returns true. Throws JournalError.
+  bool follow_step(Follower& f, bool wait) {
+    std::string holder_now;
+    long long left = 0;
+    bool held = false;
+    {
+      const std::lock_guard lock(sync_mutex);
+      held = try_acquire(holder_now, left);
+    }
+    if (!held) {
+      const std::lock_guard lock(mutex);
+      holder = holder_now;
+    }
+    if (!held && !f.told) {
+      log::info("redis_standby", {{"keyspace", options.keyspace},
+                                  {"held_by", holder_now},
+                                  {"following_from", std::to_string(f.cursor)}});
+      f.told = true;
+    }
+    // Back for the lease as it expires: a takeover waits for the lease, not for a read.
+    const auto longest = std::max<std::chrono::milliseconds>(
+        std::min<std::chrono::milliseconds>(options.lease_ttl / 3, options.command_timeout / 2),
+        std::chrono::milliseconds(10));
+    const auto block = std::clamp<std::chrono::milliseconds>(
+        std::chrono::milliseconds(left + 5), std::chrono::milliseconds(10), longest);
+    const std::string block_ms = std::to_string(block.count());
+    const std::string count = std::to_string(kReplayBatch);
+    // What the owner wrote; once this daemon holds the lease, all of it to the end (the old
+    // owner is fenced: nothing more can follow).
+    for (;;) {
+      const std::string from = std::to_string(f.cursor) + "-0";
+      Reply r;
+      if (held) {
+        r = f.reader.command({"XRANGE", log_key, "(" + from, "+", "COUNT", count});
+      } else if (wait) {
+        r = f.reader.command(
+            {"XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", log_key, from});
+      } else {
+        r = f.reader.command({"XREAD", "COUNT", count, "STREAMS", log_key, from});
+      }
+      const Reply* entries = nullptr;
+      if (r.kind == Reply::Kind::array && held) {
+        entries = &r;
+      } else if (r.kind == Reply::Kind::array && r.elements.size() == 1 &&
+                 r.elements[0].kind == Reply::Kind::array && r.elements[0].elements.size() == 2) {
+        entries = &r.elements[0].elements[1];
+      } else if (r.kind != Reply::Kind::nil) {
+        throw JournalError(log_key + ": " + std::string(held ? "XRANGE" : "XREAD") + " answered " +
+                           r.describe());
+      }
+      const std::size_t got = entries != nullptr ? entries->elements.size() : 0;
+      for (std::size_t i = 0; i < got; ++i) {
+        const Record record = parse_entry(entries->elements[i], log_key);
+        f.on_record(record);
+        f.cursor = record.seq;
+        {
+          const std::lock_guard lock(mutex);
+          last = std::max(last, f.cursor);
+        }
+        durable.store(std::max(durable.load(), f.cursor));
+      }
+      if (!held || got < kReplayBatch) break;
+    }
+    const std::lock_guard lock(sync_mutex);
+    if (!held) {
+      // Where this standby is, for `visitd status` (its lag behind the owner).
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+      run({"HSET", followers_key, options.daemon_id,
+           std::to_string(f.cursor) + " " + std::to_string(ms)});
+      return false;
+    }
+    run({"HDEL", followers_key, options.daemon_id});
+    take_over();
+    standby.store(false);
+    start_pipeline();
+    log::info("redis_promoted",
+              {{"keyspace", options.keyspace}, {"last_seq", std::to_string(f.cursor)}});
+    f.on_promoted();
+    return true;
+  }
+
+  /// The standby's thread: follow_step until promoted or stopped; errors (the server gone)
+  /// are logged and retried with backoff.
+  void follow_loop(Follower& f) {
+    auto backoff = kBackoffFirst;
+    while (!stop_following.load()) {
+      try {
+        if (follow_step(f, /*wait=*/true)) return;
+        backoff = kBackoffFirst;
+      } catch (const std::exception& e) {
+        log::warn("redis_follow", {{"keyspace", options.keyspace}, {"error", e.what()}});
+        std::this_thread::sleep_for(backoff);
+        backoff = std::min<std::chrono::milliseconds>(backoff * 2, kBackoffMax);
+      }
     }
   }
 
@@ -516,66 +714,66 @@ std::unique_ptr<RedisLog> RedisLog::open(RedisOptions options) {
   State& s = *log->state_;
   {
     const std::lock_guard lock(s.sync_mutex);
-    const std::string server = "Redis at " + s.endpoint.text();
-    // Durable means fsync'd: an answered XADD is on disk only with appendfsync always.
-    std::string why;
-    const std::string aof = config_value(s.run({"CONFIG", "GET", "appendonly"}), "appendonly", why);
-    const std::string fsync =
-        why.empty() ? config_value(s.run({"CONFIG", "GET", "appendfsync"}), "appendfsync", why)
-                    : std::string();
-    if (why.empty() && aof != "yes") {
-      why = "appendonly is \"" + aof + "\" (it must be \"yes\")";
-    } else if (why.empty() && fsync != "always") {
-      why = "appendfsync is \"" + fsync + "\" (it must be \"always\")";
-    }
-    if (!why.empty()) {
-      if (!s.options.allow_unsafe_fsync) {
-        throw JournalError(server + " does not fsync every write: " + why +
-                           ". An acknowledged event could be lost if Redis crashed. Set "
-                           "appendonly yes and appendfsync always on the server, or (knowingly) "
-                           "[store] allow_unsafe_fsync = true");
-      }
-      s.unsafe = server + " may lose acknowledged events: " + why;
-      log::warn("redis_unsafe_fsync", {{"server", s.endpoint.text()}, {"why", why}});
-    }
-    const Reply type = s.run({"TYPE", s.log_key});
-    if (type.kind != Reply::Kind::status || (type.text != "none" && type.text != "stream")) {
-      throw JournalError(server + ": " + s.log_key + " holds " + type.describe() +
-                         ", not a stream");
-    }
+    s.check_server();
     s.acquire();
-    const std::uint64_t top = s.stream_top();
-    const std::uint64_t snap = s.snapshot_seq();
-    if (snap > top) {
-      // The stream lost its tail (a failover to a replica that lagged): continue after the
-      // snapshot, and make the stream's last ID say so, or no append could follow it.
-      log::warn("redis_stream_behind_snapshot",
-                {{"stream_last", std::to_string(top)}, {"snapshot", std::to_string(snap)}});
-      if (top > 0) {
-        const Reply r = s.run({"XSETID", s.log_key, std::to_string(snap) + "-0"});
-        if (r.is_error()) throw JournalError(server + ": XSETID answered " + r.describe());
-      }
-    }
-    s.last = std::max(top, snap);
-    s.durable.store(s.last);
-    // Where the append script continues from: this daemon holds the lease, so nothing else
-    // writes the stream now.
-    const Reply set = s.run({"SET", s.seq_key, std::to_string(s.last)});
-    if (set.is_error()) throw JournalError(server + ": SET " + s.seq_key + ": " + set.text);
+    s.take_over();
   }
-  s.thread = std::thread([&s] { s.io.run(); });
-  net::post(s.io, [&s] {
-    s.arm_watchdog();
-    s.arm_lease();
-    s.connect();
-  });
+  s.start_pipeline();
   return log;
+}
+
+std::unique_ptr<RedisLog> RedisLog::open_standby(RedisOptions options) {
+  auto endpoint = redis::parse_url(options.url);
+  std::unique_ptr<RedisLog> log(new RedisLog());
+  log->state_ = std::make_unique<State>(std::move(options), std::move(endpoint));
+  State& s = *log->state_;
+  const std::lock_guard lock(s.sync_mutex);
+  s.check_server();
+  // Replay (recovery) reads to here; follow() goes on from where recovery ended.
+  s.last = s.stream_top();
+  s.durable.store(s.last);
+  s.standby.store(true);
+  s.holder = "another daemon";
+  return log;
+}
+
+void RedisLog::follow(std::uint64_t after, std::function<void(const Record&)> on_record,
+                      std::function<void()> on_promoted) {
+  State& s = *state_;
+  if (!s.standby.load() || s.follower.joinable() || s.following) {
+    throw std::logic_error("RedisLog::follow: only a standby follows, once");
+  }
+  s.following = std::make_unique<State::Follower>(s.endpoint, s.options.command_timeout);
+  State::Follower& f = *s.following;
+  f.cursor = after;
+  f.on_record = std::move(on_record);
+  f.on_promoted = std::move(on_promoted);
+  // The first turn here, without waiting: a daemon that finds the lease free is the owner
+  // before it takes its first command, not a moment after.
+  try {
+    if (s.follow_step(f, /*wait=*/false)) return;
+  } catch (const std::exception& e) {
+    log::warn("redis_follow", {{"keyspace", s.options.keyspace}, {"error", e.what()}});
+  }
+  s.follower = std::thread([&s, &f] { s.follow_loop(f); });
+}
+
+void RedisLog::stop_following() {
+  state_->stop_following.store(true);
+  if (state_->follower.joinable()) state_->follower.join();
+}
+
+std::string RedisLog::standby() const {
+  if (!state_->standby.load()) return {};
+  const std::lock_guard lock(state_->mutex);
+  return state_->holder;
 }
 
 RedisLog::~RedisLog() {
   if (!state_) return;
   State& s = *state_;
-  if (!s.thread.joinable()) return;  // open() refused the server: nothing was started
+  stop_following();
+  if (!s.thread.joinable()) return;  // refused at open(), or a standby that never took over
   flush();
   net::post(s.io, [&s] {
     s.stopping = true;
@@ -603,7 +801,7 @@ std::uint64_t RedisLog::append(RecordType type, std::uint8_t version, TimePoint 
   std::uint64_t seq = 0;
   {
     std::unique_lock lock(s.mutex);
-    if (s.failed.load()) {
+    if (s.failed.load() || s.standby.load()) {
       lock.unlock();
       if (on_durable) on_durable(0, std::make_error_code(std::errc::operation_not_permitted));
       return 0;
@@ -786,14 +984,36 @@ std::string redis_status(const RedisOptions& options) {
   if (last.kind == Reply::Kind::array && !last.elements.empty()) {
     last_seq = entry_seq(last.elements[0], k + "log");
   }
+  // Standbys say where they are at each read; one silent for three leases is gone.
+  const Reply followers = c.command({"HGETALL", k + "followers"});
+  if (followers.kind == Reply::Kind::array) {
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    for (std::size_t i = 0; i + 1 < followers.elements.size(); i += 2) {
+      const std::string& id = followers.elements[i].text;
+      const std::string& value = followers.elements[i + 1].text;
+      const auto space = value.find(' ');
+      const auto seq = to_u64(value.substr(0, space));
+      const auto at = space == std::string::npos ? std::nullopt : to_i64(value.substr(space + 1));
+      if (!seq || !at) continue;
+      const double ago = double(now_ms - *at) / 1000;
+      if (ago > 3 * double(options.lease_ttl.count()) / 1000) continue;
+      char seen[32];
+      std::snprintf(seen, sizeof seen, "%.1f", ago);
+      out += "standby   " + id + " follows: read to seq " + std::to_string(*seq) + ", " +
+             std::to_string(last_seq > *seq ? last_seq - *seq : 0) + " records behind, " + seen +
+             " s ago\n";
+    }
+  }
   out += "stream    " + k + "log: " + std::to_string(length.integer) + " entries, last seq " +
          std::to_string(last_seq) + "\n";
   if (snap.kind == Reply::Kind::string) {
     const auto covered = to_u64(snap.text).value_or(0);
-    out += "snapshot  covers seq " + snap.text + "; a daemon taking over replays " +
+    out += "snapshot  covers seq " + snap.text + "; a daemon starting replays " +
            std::to_string(last_seq > covered ? last_seq - covered : 0) + " records after it\n";
   } else {
-    out += "snapshot  none yet; a daemon taking over replays the whole stream\n";
+    out += "snapshot  none yet; a daemon starting replays the whole stream\n";
   }
   return out;
 }

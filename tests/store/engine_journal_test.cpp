@@ -123,6 +123,45 @@ TEST_CASE("Start-up from the journal alone rebuilds the engine that stopped") {
   CHECK(back.engine->canonical_dump() == live.canonical_dump());
 }
 
+TEST_CASE("A replica applying the records as they come, ticks included, keeps the owner's state") {
+  const Store st(GENERATE(as<std::string>(), "journal", "redis"));
+  CAPTURE(st.kind);
+  const auto s = settings();
+  Engine owner(s, at("2026-11-23T00:00:00Z"));
+  Engine replica(s, at("2026-11-23T00:00:00Z"));
+  auto journal = st.open();
+  std::uint64_t applied = 0;
+  // What a standby does: each record, in order, as soon as it is written.
+  const auto catch_up = [&] {
+    journal->flush();
+    Effects fx;
+    journal->replay(applied + 1, [&](const store::Record& r) {
+      store::apply_record(replica, r, fx);
+      applied = r.seq;
+    });
+  };
+  std::size_t ticks = 0;
+  std::size_t checked = 0;
+  for (const auto& [c, now] : day()) {
+    // The owner's timer: deadlines that fell due before this command, and a tick to say so.
+    Effects fx;
+    owner.advance(now - 1s, fx);
+    if (!fx.empty()) {
+      store::record_tick(*journal, owner.now(), {});
+      ++ticks;
+      catch_up();
+      // The replica saw the same deadlines fall due, before the next command came.
+      REQUIRE(replica.canonical_dump() == owner.canonical_dump());
+      ++checked;
+    }
+    run(owner, *journal, c, now);
+  }
+  catch_up();
+  CHECK(ticks > 0);
+  CHECK(checked == ticks);
+  CHECK(replica.canonical_dump() == owner.canonical_dump());
+}
+
 TEST_CASE("Start-up from a snapshot plus the journal's tail equals never having stopped") {
   const Store st(GENERATE(as<std::string>(), "journal", "redis"));
   CAPTURE(st.kind);

@@ -319,3 +319,70 @@ TEST_CASE("Redis: killed and restarted under load, nothing reported durable is l
   std::fprintf(stderr, "redis outage test: %llu records through 5 kills\n",
                static_cast<unsigned long long>(appended.load()));
 }
+
+TEST_CASE(
+    "Redis: a standby follows every record the owner writes, writes nothing, and takes over "
+    "once the owner's lease lapses") {
+  test::RedisServer redis;
+  auto owner_options = options(redis);
+  owner_options.daemon_id = "owner";
+  owner_options.lease_ttl = 600ms;
+  auto owner = RedisLog::open(owner_options);
+  for (std::uint64_t i = 1; i <= 30; ++i) {
+    owner->append(type_for(i), 1, at_ms(std::int64_t(i)), payload_for(i), {});
+  }
+  owner->flush();
+
+  auto standby_options = options(redis);
+  standby_options.daemon_id = "standby";
+  standby_options.lease_ttl = 600ms;
+  const auto standby = RedisLog::open_standby(standby_options);
+  CHECK(standby->last_seq() == 30);  // what a recovery replays
+  std::mutex mu;
+  std::vector<Record> followed;
+  std::atomic<bool> promoted{false};
+  // It goes on from record 10, as if its snapshot covered 1-10.
+  standby->follow(
+      10,
+      [&](const Record& r) {
+        const std::lock_guard lock(mu);
+        followed.push_back(r);
+      },
+      [&] { promoted.store(true); });
+  REQUIRE(eventually([&] { return standby->standby() == "owner"; }));
+  bool refused = false;
+  CHECK(standby->append(RecordType::command, 1, at_ms(0), "not mine",
+                        [&](std::uint64_t, std::error_code ec) { refused = bool(ec); }) == 0);
+  CHECK(refused);
+
+  // The owner goes on writing; the standby sees each record once, in order, as written.
+  for (std::uint64_t i = 31; i <= 60; ++i) {
+    owner->append(type_for(i), 1, at_ms(std::int64_t(i)), payload_for(i), {});
+  }
+  owner->flush();
+  REQUIRE(eventually([&] {
+    const std::lock_guard lock(mu);
+    return followed.size() == 50;
+  }));
+  CHECK_FALSE(promoted.load());
+
+  // The owner stops renewing (as if killed): its lease lapses and the standby takes over,
+  // having read everything, and continues the sequence.
+  owner.reset();
+  REQUIRE(redis.command("DEL visitd:{agency}:lease") == ":1\r\n");
+  REQUIRE(eventually([&] { return promoted.load(); }, 5s));
+  CHECK(standby->standby().empty());
+  {
+    const std::lock_guard lock(mu);
+    REQUIRE(followed.size() == 50);
+    for (std::size_t i = 0; i < followed.size(); ++i) {
+      REQUIRE(followed[i].seq == i + 11);
+      REQUIRE(followed[i].payload == payload_for(i + 11));
+      REQUIRE(followed[i].type == type_for(i + 11));
+    }
+  }
+  CHECK(standby->append(RecordType::command, 1, at_ms(61), payload_for(61), {}) == 61);
+  standby->flush();
+  CHECK(standby->durable_seq() == 61);
+  CHECK(read_all(*standby).size() == 61);
+}

@@ -84,10 +84,68 @@ void EngineHost::start() {
     // Deadlines that fell due while the daemon was down fire now, before any client.
     self->effects_.clear();
     self->engine_->advance(self->clock_.now(), self->effects_);
-    self->publish(self->effects_);
+    self->advanced(self->effects_);
     self->arm_deadline();
     self->arm_snapshot_timer();
   });
+}
+
+void EngineHost::start_standby(bool settings_recorded) {
+  standby_.store(true);
+  settings_recorded_ = settings_recorded;
+}
+
+void EngineHost::follow(store::Record record) {
+  net::post(strand_, [self = shared_from_this(), record = std::move(record)] {
+    if (!self->standby_.load() || self->closing_) return;
+    self->effects_.clear();
+    try {
+      const store::Applied applied = store::apply_record(*self->engine_, record, self->effects_);
+      if (applied.settings) self->settings_recorded_ = true;
+      if (applied.diverged) {
+        log::warn("follow_diverged", {{"seq", to_text(record.seq)},
+                                      {"why", "the replica refused a record the owner accepted"}});
+      }
+    } catch (const std::exception& e) {
+      log::error("follow_unreadable", {{"seq", to_text(record.seq)}, {"error", e.what()}});
+    }
+    self->metrics_.durable_seq().Set(double(record.seq));
+    self->publish(self->effects_);
+  });
+}
+
+void EngineHost::promote(std::function<void(std::optional<Error>)> done) {
+  net::post(strand_, [self = shared_from_this(), done = std::move(done)] {
+    if (self->closing_) return;
+    // The log's settings were in force on the replica; this daemon's config goes in force
+    // now if it differs (as at a start-up), and the log records that.
+    const bool changed = config::describe_tracking(self->engine_->settings()) !=
+                         config::describe_tracking(self->settings_);
+    if (changed || !self->settings_recorded_) {
+      self->effects_.clear();
+      if (auto error =
+              self->engine_->reconfigure(std::make_shared<const config::Settings>(self->settings_),
+                                         self->clock_.now(), self->effects_)) {
+        done(std::move(error));
+        return;
+      }
+      store::record_settings(self->journal_, *self->engine_, self->engine_->now(),
+                             [self](std::uint64_t, std::error_code ec) { self->recorded(ec); });
+      self->publish(self->effects_);
+    }
+    self->standby_.store(false);
+    self->start();
+    done(std::nullopt);
+  });
+}
+
+void EngineHost::advanced(const rota::Effects& effects) {
+  if (effects.empty()) return;
+  // Standbys apply records only: this one moves their engines on to the same deadlines.
+  store::record_tick(
+      journal_, engine_->now(),
+      [self = shared_from_this()](std::uint64_t, std::error_code ec) { self->recorded(ec); });
+  publish(effects);
 }
 
 void EngineHost::close(std::function<void()> done) {
@@ -124,12 +182,17 @@ void EngineHost::in_background(std::function<void()> job, std::function<void()> 
 }
 
 bool EngineHost::ready() const {
-  return !failed_.load() && !closed_.load() && journal_.unavailable().empty();
+  return !failed_.load() && !closed_.load() && !standby_.load() && journal_.unavailable().empty();
 }
 
 std::string EngineHost::not_ready_reason() const {
   if (failed_.load()) return journal_.failure_text();
   if (closed_.load()) return "shutting down";
+  if (standby_.load()) {
+    return "standby: " + journal_.standby() +
+           " owns the store; this daemon follows it (its boards are live) and takes over if "
+           "it stops";
+  }
   if (auto outage = journal_.unavailable(); !outage.empty()) {
     return outage + ": no event is acknowledged until it is back";
   }
@@ -161,6 +224,9 @@ void EngineHost::on_submit(rota::Command& command, const Precheck& precheck,
   rota::Reply reply;
   if (closing_) {
     reply = refusal(ErrorCode::internal, "visitd is shutting down: send it again shortly");
+  } else if (standby_.load()) {
+    reply = refusal(ErrorCode::internal, "this visitd is a standby (" + journal_.standby() +
+                                             " owns the store): send it again shortly");
   } else if (failed_.load()) {
     reply = refusal(ErrorCode::internal, not_ready_reason());
   } else if (auto outage = journal_.unavailable(); !outage.empty()) {
@@ -311,8 +377,10 @@ void EngineHost::publish(const rota::Effects& effects) {
 
   for (const rota::AlertIndex a : alerts) track_alert(a);
   std::vector<alerts::Notice> notices;
+  // A standby's replica decides nothing (the owner pages; its outbox records arrive here),
+  // and a notifier that saw its effects would think it had paged.
   for (const rota::Effect& e : effects) {
-    if (e.kind != rota::Effect::Kind::alert_changed) continue;
+    if (e.kind != rota::Effect::Kind::alert_changed || standby_.load()) continue;
     if (e.transition == rota::AlertTransition::acknowledged) {
       const rota::Alert& alert = engine_->alert(e.index);
       if (alert.acked_at) {
@@ -667,7 +735,7 @@ void EngineHost::on_deadline(boost::system::error_code ec) {
   armed_for_.reset();
   effects_.clear();
   engine_->advance(clock_.now(), effects_);
-  publish(effects_);
+  advanced(effects_);
   arm_deadline();
 }
 
@@ -691,7 +759,7 @@ void EngineHost::maybe_snapshot(bool timer) {
   const TimePoint now = clock_.now();
   effects_.clear();
   engine_->advance(now, effects_);
-  publish(effects_);
+  advanced(effects_);
   const std::uint64_t seq = journal_.last_seq();
   // A copy here (flat vectors, mostly), serialized on the background thread: serializing
   // on the strand held every event up for as long as it took (hundreds of ms).

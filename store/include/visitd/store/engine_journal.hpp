@@ -34,6 +34,21 @@ struct Recovered {
 /// Throws JournalError when a snapshot or record cannot be read (after trying older ones).
 Recovered recover(const config::Settings& settings, const Log& journal, TimePoint origin);
 
+/// What applying one record did (see apply_record).
+struct Applied {
+  bool diverged = false;  ///< a command the engine refused (it was accepted when written)
+  bool settings = false;  ///< a settings record: its settings are in force now
+};
+
+/// Applies one record to `engine` as it was applied when written: a command at its time, the
+/// settings it put in force, who an outbox notice told, a tick's advance. `effects` gets what
+/// changed. recover() replays with it, and a standby follows the owner's log with it. Throws
+/// JournalError for a record that cannot be read.
+Applied apply_record(rota::Engine& engine, const Record& record, rota::Effects& effects);
+
+/// Appends a tick at `now` (RecordType::tick): deadlines fell due up to it.
+std::uint64_t record_tick(Log& journal, TimePoint now, Log::Durable on_durable);
+
 /// Appends an accepted command decided at `now`. Location pings are written as `location`
 /// records so that compaction can drop raw fixes after their retention.
 std::uint64_t record(Log& journal, const rota::Command& command, TimePoint now,

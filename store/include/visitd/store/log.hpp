@@ -28,8 +28,11 @@ enum class RecordType : std::uint8_t {
   settings = 3,  ///< the tracking settings put in force at this point (config::describe_tracking)
   outbox = 4,    ///< a notice decided, written before it is sent (alerts/notice.hpp)
   delivery = 5,  ///< how an attempt to deliver notices ended: the paging audit trail
+  /// Deadlines fell due up to this record's time (no payload): a standby following the log
+  /// advances its engine here, so its boards see a visit turn late when the owner's do.
+  tick = 6,
 };
-constexpr std::uint8_t kMaxRecordType = 5;
+constexpr std::uint8_t kMaxRecordType = 6;
 
 struct Record {
   std::uint64_t seq = 0;
@@ -80,6 +83,9 @@ class Log {
   /// A standing warning for /readyz and the log (Redis without `appendfsync always`, allowed
   /// by `allow_unsafe_fsync`); empty when there is none.
   virtual std::string unsafe() const { return {}; }
+  /// Empty unless this store is a standby that follows another daemon's writes (Redis):
+  /// then who holds the lease. Nothing can be appended until it takes over.
+  virtual std::string standby() const { return {}; }
 
   /// Blocks until everything appended so far is durable, the store failed, or (Redis) it has
   /// been unavailable for the store's flush timeout; durable_seq() tells which.

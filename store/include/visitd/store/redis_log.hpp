@@ -9,6 +9,7 @@
 //   visitd:{K}:seq       the seq of the last record written (the append script's check)
 //   visitd:{K}:lease     the daemon that owns the keyspace (SET PX), see Ownership
 //   visitd:{K}:epoch     incremented by each new owner: the fencing token
+//   visitd:{K}:followers a Hash: standby daemon id -> "<seq read> <unix ms>" (visitd status)
 // where K is `[store] keyspace` ("agency" by default).
 //
 // Durability: a record is durable when the server has answered its XADD (made by a small
@@ -32,6 +33,12 @@
 // so a daemon whose lease lapsed and was taken (paused, partitioned) can write nothing more:
 // its store fails (failed(), on_failed) and the daemon stops. A restart under the same
 // daemon_id takes its own lease back at once.
+//
+// A standby (open_standby) does not wait for the lease: follow() reads every record the
+// owner writes as it is written (XREAD BLOCK), so that the daemon's engine stays a replica
+// and its boards stay live, while trying for the lease. Once it holds it, the standby reads
+// the stream to its end (the old owner is fenced by then), becomes the owner and says so;
+// taking over then costs no replay.
 //
 // Compaction XDELs location records covered by the snapshot and older than the retention.
 //
@@ -65,6 +72,9 @@ class RedisLog final : public Log {
   /// Connects, checks the server's persistence (see above) and reads where the stream ends.
   /// Throws JournalError when the server cannot be reached or used safely.
   static std::unique_ptr<RedisLog> open(RedisOptions options);
+  /// As open(), without waiting for the lease: the store is a standby (standby() says whose
+  /// writes it follows) and appends nothing until follow() has made it the owner.
+  static std::unique_ptr<RedisLog> open_standby(RedisOptions options);
   ~RedisLog() override;  ///< flushes (within flush_timeout), then disconnects
 
   void replay(std::uint64_t from, const std::function<void(const Record&)>& visit) const override;
@@ -82,6 +92,18 @@ class RedisLog final : public Log {
   void write_snapshot(std::uint64_t seq, std::string_view bytes) override;
   std::optional<Snapshot> latest_snapshot() const override;
   std::uint64_t compact(TimePoint drop_locations_before) override;
+
+  std::string standby() const override;
+
+  /// A standby's only way to become the owner; call once. On a thread of its own: hands
+  /// `on_record` each record after `after` as the owner writes it, in order, while trying
+  /// for the lease; once this daemon holds it and has read the stream to its end, appends
+  /// go and `on_promoted` runs (on that thread). Stops with the store.
+  void follow(std::uint64_t after, std::function<void(const Record&)> on_record,
+              std::function<void()> on_promoted);
+  /// Stops following (waits for the thread: within one XREAD block); call before what the
+  /// callbacks use goes away. The destructor does it too.
+  void stop_following();
 
   /// The stream's key, for messages and tests.
   const std::string& stream_key() const;

@@ -103,6 +103,20 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   /// Reads the outbox back (what is owed goes to the pager), fires the deadlines that fell
   /// due while stopped, and arms the deadline and snapshot timers. Call once.
   void start();
+
+  /// Instead of start(): the store is a standby (Redis) following another daemon's writes.
+  /// The engine is a replica, kept up by follow(); boards and phones get its changes; commands
+  /// are refused (`internal`, "send it again") and /readyz fails until promote().
+  /// `settings_recorded` as store::Recovered says.
+  void start_standby(bool settings_recorded);
+  /// A record the owner wrote, in order: applied to the replica, its changes pushed to the
+  /// boards and phones (nobody is paged from a standby). Any thread.
+  void follow(store::Record record);
+  /// The store has made this daemon the owner: puts the config's settings in force (and
+  /// records them) if they differ from those recorded, then does what start() does. `done`
+  /// runs on the strand, with the error when the config's settings were refused (the daemon
+  /// must stop then, as it would at start-up). Any thread.
+  void promote(std::function<void(std::optional<Error>)> done);
   /// Shutdown, step 1: refuse new commands (`internal`, "shutting down"), stop the timers,
   /// wait on a helper thread until the journal has flushed everything appended, deliver
   /// what waited for it, then call `done` (on the strand).
@@ -234,6 +248,10 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   TimePoint last_compaction_{};
   std::size_t boards_joining_ = 0;  ///< boards whose snapshot waits in pending_
   bool closing_ = false;
+  std::atomic<bool> standby_{false};
+  bool settings_recorded_ = false;  ///< standby: the log said which settings are in force
+  /// Deadlines fell due: tells a standby (a tick record), then the boards.
+  void advanced(const rota::Effects& effects);
 
   std::atomic<bool> drain_posted_{false};
   std::atomic<bool> failed_{false};
