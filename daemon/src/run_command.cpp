@@ -313,7 +313,7 @@ int run_command(const std::vector<std::string_view>& args) {
   int exit_code = 0;  ///< set when the daemon must stop with an error
   net::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   if (redis) {
-    host->start_standby(settings_recorded);
+    host->start_standby(settings_recorded, recovered.last_seq);
     redis->follow(
         recovered.last_seq, [host](const store::Record& r) { host->follow(r); },
         [host, &exit_code, &options] {

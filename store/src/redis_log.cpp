@@ -12,7 +12,9 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <thread>
+#include <unordered_map>
 
 #include "redis.hpp"
 #include "visitd/core/log.hpp"
@@ -190,6 +192,8 @@ struct RedisLog::State {
         epoch_key("visitd:{" + options.keyspace + "}:epoch"),
         seq_key("visitd:{" + options.keyspace + "}:seq"),
         followers_key("visitd:{" + options.keyspace + "}:followers"),
+        inbox_key("visitd:{" + options.keyspace + "}:inbox"),
+        replies_key("visitd:{" + options.keyspace + "}:replies:" + options.daemon_id),
         sync(endpoint, options.command_timeout),
         work(net::make_work_guard(io)),
         retry_timer(io),
@@ -200,6 +204,8 @@ struct RedisLog::State {
   redis::Endpoint endpoint;
   std::string log_key, snapshot_key, lease_key, epoch_key, seq_key;
   std::string followers_key;  ///< standby id -> "<seq it has read> <unix ms>", for status
+  std::string inbox_key;      ///< commands forwarded to the owner
+  std::string replies_key;    ///< answers to this daemon's forwarded commands
   std::string unsafe;
   std::string epoch;  ///< this daemon's, as the epoch key holds it
 
@@ -238,6 +244,26 @@ struct RedisLog::State {
   std::atomic<bool> stop_following{false};
   struct Follower;
   std::unique_ptr<Follower> following;
+
+  // Forwarding (Log::forward): a standby's commands waiting for the owner's answer.
+  struct Forward {
+    std::function<void(std::optional<std::string>)> done;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  std::mutex forward_mutex;
+  std::unordered_map<std::string, Forward> forwards;  ///< by request id
+  std::uint64_t next_request = 0;                     ///< under forward_mutex
+  std::string request_prefix = options.daemon_id + ":" + std::to_string(std::random_device{}());
+  std::string replies_cursor = "0-0";  ///< the follower's: the last answer read
+
+  // The sender: forwarded commands (standby) and answers (owner), in order, on a connection
+  // of its own, so that neither waits behind a blocking read.
+  std::mutex send_mutex;
+  std::condition_variable send_cv;
+  std::deque<std::vector<std::string>> to_send;
+  bool send_stop = false;
+  std::thread sender;
+  std::thread server;  ///< the owner's inbox reader (serve_forwarded)
   std::atomic<bool> pump_posted{false};
   std::atomic<bool> failed{false};
   /// !outage.empty(), readable without the lock: the engine host asks on every command.
@@ -586,6 +612,162 @@ struct RedisLog::State {
     });
   }
 
+  // ---- forwarding ---------------------------------------------------------------------------
+
+  void send(std::vector<std::string> command) {
+    const std::lock_guard lock(send_mutex);
+    if (send_stop) return;
+    if (!sender.joinable()) sender = std::thread([this] { sender_loop(); });
+    to_send.push_back(std::move(command));
+    send_cv.notify_one();
+  }
+
+  void sender_loop() {
+    redis::SyncConnection c(endpoint, options.command_timeout);
+    std::unique_lock lock(send_mutex);
+    for (;;) {
+      send_cv.wait(lock, [&] { return send_stop || !to_send.empty(); });
+      if (send_stop) return;  // what is left goes unsent: its requester times out, resends
+      std::vector<std::string> command = std::move(to_send.front());
+      to_send.pop_front();
+      lock.unlock();
+      try {
+        const std::vector<std::string_view> args(command.begin(), command.end());
+        const Reply r = c.command(args);
+        if (r.is_error()) log::warn("redis_forward", {{"command", command[0]}, {"error", r.text}});
+      } catch (const std::exception& e) {
+        log::warn("redis_forward", {{"command", command[0]}, {"error", e.what()}});
+      }
+      lock.lock();
+    }
+  }
+
+  /// The answers in an XREAD reply's entries for replies_key.
+  void answers(const Reply& entries) {
+    for (const Reply& entry : entries.elements) {
+      if (entry.kind != Reply::Kind::array || entry.elements.size() != 2) continue;
+      replies_cursor = entry.elements[0].text;
+      const Reply& fields = entry.elements[1];
+      std::string req, answer;
+      bool have_answer = false;
+      for (std::size_t i = 0; i + 1 < fields.elements.size(); i += 2) {
+        if (fields.elements[i].text == "req") req = fields.elements[i + 1].text;
+        if (fields.elements[i].text == "a") {
+          answer = fields.elements[i + 1].text;
+          have_answer = true;
+        }
+      }
+      std::function<void(std::optional<std::string>)> done;
+      {
+        const std::lock_guard lock(forward_mutex);
+        const auto it = forwards.find(req);
+        if (it == forwards.end() || !have_answer) continue;  // timed out, or not ours
+        done = std::move(it->second.done);
+        forwards.erase(it);
+      }
+      done(std::move(answer));
+    }
+  }
+
+  /// Tells every forwarded command still waiting that no answer will come (`all`), or only
+  /// those past their time.
+  void expire_forwards(bool all) {
+    std::vector<std::function<void(std::optional<std::string>)>> expired;
+    {
+      const auto now = std::chrono::steady_clock::now();
+      const std::lock_guard lock(forward_mutex);
+      for (auto it = forwards.begin(); it != forwards.end();) {
+        if (all || now > it->second.deadline) {
+          expired.push_back(std::move(it->second.done));
+          it = forwards.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& done : expired) done(std::nullopt);
+  }
+
+  /// The owner's inbox reader (serve_forwarded): what standbys forward, answered through
+  /// the sender, then XACKed.
+  void serve_loop(const std::function<void(std::string, Answer)>& serve) {
+    redis::SyncConnection c(endpoint, options.command_timeout);
+    const auto block = std::max<std::chrono::milliseconds>(
+        std::min<std::chrono::milliseconds>(options.lease_ttl / 3, options.command_timeout / 2),
+        std::chrono::milliseconds(10));
+    const std::string block_ms = std::to_string(block.count());
+    bool ready = false;
+    auto backoff = kBackoffFirst;
+    const auto handle = [&](const Reply& entry) {
+      if (entry.kind != Reply::Kind::array || entry.elements.size() != 2) return;
+      const std::string id = entry.elements[0].text;
+      const Reply& fields = entry.elements[1];  // nil for an entry deleted since
+      std::string from, req, payload;
+      std::int64_t until = 0;
+      for (std::size_t i = 0; i + 1 < fields.elements.size(); i += 2) {
+        const std::string& name = fields.elements[i].text;
+        const std::string& value = fields.elements[i + 1].text;
+        if (name == "from") from = value;
+        if (name == "req") req = value;
+        if (name == "p") payload = value;
+        if (name == "until") until = to_i64(value).value_or(0);
+      }
+      const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+      if (from.empty() || req.empty() || now_ms > until) {
+        // Malformed, or its sender has stopped waiting (and told its user to send again):
+        // applying it now could undo what came after it.
+        send({"XACK", inbox_key, "owners", id});
+        return;
+      }
+      serve(std::move(payload), [this, from, req, id](std::string answer) {
+        send({"XADD", "visitd:{" + options.keyspace + "}:replies:" + from, "MAXLEN", "~", "1000",
+              "*", "req", req, "a", std::move(answer)});
+        send({"XACK", inbox_key, "owners", id});
+      });
+    };
+    while (!stop_following.load()) {
+      try {
+        if (!ready) {
+          const Reply g = c.command({"XGROUP", "CREATE", inbox_key, "owners", "0", "MKSTREAM"});
+          if (g.is_error() && !g.text.starts_with("BUSYGROUP")) {
+            throw JournalError(inbox_key + ": XGROUP CREATE answered " + g.describe());
+          }
+          // What an earlier owner read and never answered (it died): this one answers it.
+          std::string next = "0-0";
+          do {
+            const Reply r = c.command(
+                {"XAUTOCLAIM", inbox_key, "owners", options.daemon_id, "0", next, "COUNT", "100"});
+            if (r.kind != Reply::Kind::array || r.elements.size() < 2) {
+              throw JournalError(inbox_key + ": XAUTOCLAIM answered " + r.describe());
+            }
+            next = r.elements[0].text;
+            for (const Reply& entry : r.elements[1].elements) handle(entry);
+          } while (next != "0-0" && !stop_following.load());
+          ready = true;
+        }
+        const Reply r = c.command({"XREADGROUP", "GROUP", "owners", options.daemon_id, "COUNT",
+                                   "100", "BLOCK", block_ms, "STREAMS", inbox_key, ">"});
+        if (r.kind == Reply::Kind::array) {
+          for (const Reply& stream : r.elements) {
+            if (stream.kind == Reply::Kind::array && stream.elements.size() == 2) {
+              for (const Reply& entry : stream.elements[1].elements) handle(entry);
+            }
+          }
+        } else if (r.kind != Reply::Kind::nil) {
+          throw JournalError(inbox_key + ": XREADGROUP answered " + r.describe());
+        }
+        backoff = kBackoffFirst;
+      } catch (const std::exception& e) {
+        log::warn("redis_inbox", {{"keyspace", options.keyspace}, {"error", e.what()}});
+        ready = false;
+        std::this_thread::sleep_for(backoff);
+        backoff = std::min<std::chrono::milliseconds>(backoff * 2, kBackoffMax);
+      }
+    }
+  }
+
   /// What a standby's follow() keeps between reads.
   struct Follower {
     Follower(const redis::Endpoint& endpoint, std::chrono::milliseconds timeout)
@@ -634,17 +816,22 @@ struct RedisLog::State {
       if (held) {
         r = f.reader.command({"XRANGE", log_key, "(" + from, "+", "COUNT", count});
       } else if (wait) {
-        r = f.reader.command(
-            {"XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", log_key, from});
+        r = f.reader.command({"XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", log_key,
+                              replies_key, from, replies_cursor});
       } else {
-        r = f.reader.command({"XREAD", "COUNT", count, "STREAMS", log_key, from});
+        r = f.reader.command(
+            {"XREAD", "COUNT", count, "STREAMS", log_key, replies_key, from, replies_cursor});
       }
       const Reply* entries = nullptr;
+      const Reply* replies = nullptr;
       if (r.kind == Reply::Kind::array && held) {
         entries = &r;
-      } else if (r.kind == Reply::Kind::array && r.elements.size() == 1 &&
-                 r.elements[0].kind == Reply::Kind::array && r.elements[0].elements.size() == 2) {
-        entries = &r.elements[0].elements[1];
+      } else if (r.kind == Reply::Kind::array) {
+        for (const Reply& stream : r.elements) {
+          if (stream.kind != Reply::Kind::array || stream.elements.size() != 2) continue;
+          if (stream.elements[0].text == log_key) entries = &stream.elements[1];
+          if (stream.elements[0].text == replies_key) replies = &stream.elements[1];
+        }
       } else if (r.kind != Reply::Kind::nil) {
         throw JournalError(log_key + ": " + std::string(held ? "XRANGE" : "XREAD") + " answered " +
                            r.describe());
@@ -660,8 +847,11 @@ struct RedisLog::State {
         }
         durable.store(std::max(durable.load(), f.cursor));
       }
+      // Answers after the records they speak of: the replica has what the answer describes.
+      if (replies != nullptr) answers(*replies);
       if (!held || got < kReplayBatch) break;
     }
+    if (!held) expire_forwards(/*all=*/false);
     const std::lock_guard lock(sync_mutex);
     if (!held) {
       // Where this standby is, for `visitd status` (its lag behind the owner).
@@ -675,6 +865,7 @@ struct RedisLog::State {
     run({"HDEL", followers_key, options.daemon_id});
     take_over();
     standby.store(false);
+    expire_forwards(/*all=*/true);  // an owner has no one to answer them any more
     start_pipeline();
     log::info("redis_promoted",
               {{"keyspace", options.keyspace}, {"last_seq", std::to_string(f.cursor)}});
@@ -748,6 +939,16 @@ void RedisLog::follow(std::uint64_t after, std::function<void(const Record&)> on
   f.cursor = after;
   f.on_record = std::move(on_record);
   f.on_promoted = std::move(on_promoted);
+  try {
+    // Answers from now on: earlier ones were to an earlier run of this daemon.
+    const Reply last = f.reader.command({"XREVRANGE", s.replies_key, "+", "-", "COUNT", "1"});
+    if (last.kind == Reply::Kind::array && !last.elements.empty() &&
+        last.elements[0].kind == Reply::Kind::array && !last.elements[0].elements.empty()) {
+      s.replies_cursor = last.elements[0].elements[0].text;
+    }
+  } catch (const std::exception& e) {
+    log::warn("redis_follow", {{"keyspace", s.options.keyspace}, {"error", e.what()}});
+  }
   // The first turn here, without waiting: a daemon that finds the lease free is the owner
   // before it takes its first command, not a moment after.
   try {
@@ -759,8 +960,49 @@ void RedisLog::follow(std::uint64_t after, std::function<void(const Record&)> on
 }
 
 void RedisLog::stop_following() {
-  state_->stop_following.store(true);
-  if (state_->follower.joinable()) state_->follower.join();
+  State& s = *state_;
+  s.stop_following.store(true);
+  if (s.follower.joinable()) s.follower.join();
+  if (s.server.joinable()) s.server.join();
+  {
+    const std::lock_guard lock(s.send_mutex);
+    s.send_stop = true;
+    s.send_cv.notify_all();
+  }
+  if (s.sender.joinable()) s.sender.join();
+  const std::lock_guard lock(s.forward_mutex);
+  s.forwards.clear();  // stopping: nobody is waiting any more
+}
+
+void RedisLog::forward(std::string payload,
+                       std::function<void(std::optional<std::string> answer)> done) {
+  State& s = *state_;
+  std::string req;
+  {
+    // Checked under the lock that promotion expires every waiting forward under, after
+    // clearing `standby`: none can slip in after it and wait for ever.
+    std::unique_lock lock(s.forward_mutex);
+    if (!s.standby.load() || s.stop_following.load()) {
+      lock.unlock();
+      done(std::nullopt);  // the owner itself, or stopping: nobody to forward to
+      return;
+    }
+    req = s.request_prefix + ":" + std::to_string(++s.next_request);
+    s.forwards[req] = {std::move(done),
+                       std::chrono::steady_clock::now() + s.options.forward_timeout};
+  }
+  const auto until =
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          (std::chrono::system_clock::now() + s.options.forward_timeout).time_since_epoch())
+          .count();
+  s.send({"XADD", s.inbox_key, "MAXLEN", "~", "10000", "*", "from", s.options.daemon_id, "req",
+          std::move(req), "until", std::to_string(until), "p", std::move(payload)});
+}
+
+void RedisLog::serve_forwarded(std::function<void(std::string payload, Answer answer)> serve) {
+  State& s = *state_;
+  if (s.server.joinable()) return;
+  s.server = std::thread([&s, serve = std::move(serve)] { s.serve_loop(serve); });
 }
 
 std::string RedisLog::standby() const {

@@ -4,10 +4,12 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/json.hpp>
 #include <exception>
 
 #include "visitd/config/load.hpp"
 #include "visitd/core/log.hpp"
+#include "visitd/rota/codec.hpp"
 #include "visitd/store/engine_journal.hpp"
 #include "visitd/websocket/protocol.hpp"
 
@@ -32,6 +34,59 @@ rota::Reply refusal(ErrorCode code, std::string message) {
 }
 
 std::string to_text(std::uint64_t n) { return std::to_string(n); }
+
+/// A forwarded command's answer, from the owner to the standby holding its sender: the reply
+/// (without an import's issues: imports are not forwarded) and the record after which the
+/// replica shows what the reply describes.
+std::string encode_answer(const rota::Reply& r, std::uint64_t seq) {
+  boost::json::object o;
+  o["status"] = int(r.status);
+  if (r.error) {
+    o["code"] = to_string(r.error->code);
+    o["message"] = r.error->message;
+  }
+  o["visit"] = r.visit;
+  o["state"] = int(r.state);
+  o["flags"] = r.flags;
+  o["alert"] = r.alert;
+  o["counts"] = {r.counts.imported, r.counts.updated, r.counts.unchanged, r.counts.cancelled,
+                 r.counts.kept};
+  o["note"] = r.note;
+  o["seq"] = seq;
+  return boost::json::serialize(o);
+}
+
+struct Answer {
+  rota::Reply reply;
+  std::uint64_t seq = 0;
+};
+
+std::optional<Answer> decode_answer(std::string_view text) {
+  try {
+    const boost::json::object o = boost::json::parse(text).as_object();
+    Answer a;
+    a.reply.status = rota::Status(o.at("status").to_number<int>());
+    if (const auto* code = o.if_contains("code")) {
+      const auto parsed = error_code_from_string(code->as_string());
+      if (!parsed) return std::nullopt;
+      a.reply.error = Error{*parsed, std::string(o.at("message").as_string())};
+    }
+    a.reply.visit = o.at("visit").to_number<rota::VisitIndex>();
+    a.reply.state = rota::VisitState(o.at("state").to_number<int>());
+    a.reply.flags = o.at("flags").to_number<rota::Flags>();
+    a.reply.alert = o.at("alert").to_number<rota::AlertIndex>();
+    const auto& counts = o.at("counts").as_array();
+    a.reply.counts = {
+        counts.at(0).to_number<std::uint32_t>(), counts.at(1).to_number<std::uint32_t>(),
+        counts.at(2).to_number<std::uint32_t>(), counts.at(3).to_number<std::uint32_t>(),
+        counts.at(4).to_number<std::uint32_t>()};
+    a.reply.note = std::string(o.at("note").as_string());
+    a.seq = o.at("seq").to_number<std::uint64_t>();
+    return a;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
 
 }  // namespace
 
@@ -67,6 +122,15 @@ EngineHost::EngineHost(net::io_context& io, const config::Settings& settings,
 EngineHost::~EngineHost() { background_.join(); }
 
 void EngineHost::start() {
+  // Commands standbys forward (Redis): decided here like any other, answered once durable.
+  journal_.serve_forwarded(
+      [weak = weak_from_this()](std::string payload, store::Log::Answer answer) {
+        auto self = weak.lock();
+        if (!self) return;
+        auto& strand = self->strand_;
+        net::post(strand, [self = std::move(self), payload = std::move(payload),
+                           answer = std::move(answer)] { self->on_forwarded(payload, answer); });
+      });
   if (pager_) {
     pager_->on_recorded([weak = weak_from_this()](std::error_code ec) {
       if (auto self = weak.lock()) self->recorded(ec);
@@ -90,9 +154,10 @@ void EngineHost::start() {
   });
 }
 
-void EngineHost::start_standby(bool settings_recorded) {
+void EngineHost::start_standby(bool settings_recorded, std::uint64_t followed_from) {
   standby_.store(true);
   settings_recorded_ = settings_recorded;
+  applied_seq_ = followed_from;
 }
 
 void EngineHost::follow(store::Record record) {
@@ -110,7 +175,9 @@ void EngineHost::follow(store::Record record) {
       log::error("follow_unreadable", {{"seq", to_text(record.seq)}, {"error", e.what()}});
     }
     self->metrics_.durable_seq().Set(double(record.seq));
+    self->applied_seq_ = record.seq;
     self->publish(self->effects_);
+    self->answer_awaiting(record.seq);
   });
 }
 
@@ -134,6 +201,9 @@ void EngineHost::promote(std::function<void(std::optional<Error>)> done) {
       self->publish(self->effects_);
     }
     self->standby_.store(false);
+    // Forwarded commands the old owner answered before it died: what they describe is all
+    // in the replica now.
+    self->answer_awaiting(~std::uint64_t{0});
     self->start();
     done(std::nullopt);
   });
@@ -225,8 +295,17 @@ void EngineHost::on_submit(rota::Command& command, const Precheck& precheck,
   if (closing_) {
     reply = refusal(ErrorCode::internal, "visitd is shutting down: send it again shortly");
   } else if (standby_.load()) {
-    reply = refusal(ErrorCode::internal, "this visitd is a standby (" + journal_.standby() +
-                                             " owns the store): send it again shortly");
+    // Decided by the owner; authorised here, against the replica.
+    if (std::holds_alternative<rota::ImportRota>(command)) {
+      reply = refusal(ErrorCode::internal, "this visitd is a standby (" + journal_.standby() +
+                                               " owns the store): import the rota there, or "
+                                               "send it again shortly");
+    } else if (auto refused = precheck ? precheck(*engine_) : std::nullopt) {
+      reply = refusal(refused->code, refused->message);
+    } else {
+      forward(command, type, decided);
+      return;
+    }
   } else if (failed_.load()) {
     reply = refusal(ErrorCode::internal, not_ready_reason());
   } else if (auto outage = journal_.unavailable(); !outage.empty()) {
@@ -262,6 +341,82 @@ void EngineHost::on_submit(rota::Command& command, const Precheck& precheck,
   publish(effects_);
   maybe_snapshot(false);
   arm_deadline();
+}
+
+void EngineHost::forward(const rota::Command& command, CommandType type, Decided decided) {
+  std::string payload(1, static_cast<char>(rota::kCommandCodecVersion));
+  rota::encode(command, payload);
+  journal_.forward(
+      std::move(payload), [weak = weak_from_this(), type, decided = std::move(decided)](
+                              std::optional<std::string> answer) mutable {
+        auto self = weak.lock();
+        if (!self) return;
+        auto& strand = self->strand_;
+        net::post(strand, [self = std::move(self), type, decided = std::move(decided),
+                           answer = std::move(answer)] { self->forwarded(answer, type, decided); });
+      });
+}
+
+void EngineHost::forwarded(const std::optional<std::string>& text, CommandType type,
+                           const Decided& decided) {
+  auto answer = text ? decode_answer(*text) : std::nullopt;
+  if (!answer) {
+    const rota::Reply reply = refusal(
+        ErrorCode::internal,
+        text ? "the answer of the daemon that owns the store could not be read: send it again"
+             : "no answer from the daemon that owns the store: send it again shortly");
+    metrics_.count_event(type, reply.status);
+    metrics_.count_error(ErrorCode::internal);
+    decided(reply, *engine_)({});
+    return;
+  }
+  metrics_.count_event(type, answer->reply.status);
+  if (answer->reply.error) metrics_.count_error(answer->reply.error->code);
+  if (!standby_.load() || applied_seq_ >= answer->seq) {
+    decided(answer->reply, *engine_)({});
+    return;
+  }
+  // The replica has not yet applied what the answer speaks of: once it has (follow()).
+  awaiting_.emplace(answer->seq, [this, reply = std::move(answer->reply), decided] {
+    decided(reply, *engine_)({});
+  });
+}
+
+void EngineHost::answer_awaiting(std::uint64_t seq) {
+  while (!awaiting_.empty() && awaiting_.begin()->first <= seq) {
+    auto run = std::move(awaiting_.begin()->second);
+    awaiting_.erase(awaiting_.begin());
+    run();
+  }
+}
+
+void EngineHost::on_forwarded(const std::string& payload, const store::Log::Answer& answer) {
+  auto command = payload.empty() ? Result<rota::Command>(Error{ErrorCode::bad_message, "empty"})
+                                 : rota::decode(std::string_view(payload).substr(1),
+                                                static_cast<std::uint8_t>(payload[0]));
+  if (!command) {
+    answer(encode_answer(refusal(ErrorCode::bad_message, "a forwarded command could not be read: " +
+                                                             command.error().message),
+                         journal_.last_seq()));
+    return;
+  }
+  on_submit(
+      *command, nullptr, [this, answer](const rota::Reply& reply, const rota::Engine&) -> Deliver {
+        // An accepted command's record is appended next; anything else describes the
+        // records already written.
+        const std::uint64_t seq =
+            journal_.last_seq() + (reply.status == rota::Status::accepted ? 1 : 0);
+        auto text = std::make_shared<std::string>(encode_answer(reply, seq));
+        return [answer, text](std::error_code ec) {
+          if (ec) {
+            answer(encode_answer(refusal(ErrorCode::internal,
+                                         "the change could not be made durable: " + ec.message()),
+                                 0));
+          } else {
+            answer(std::move(*text));
+          }
+        };
+      });
 }
 
 void EngineHost::journal_accepted(const rota::Command& command, Deliver deliver) {

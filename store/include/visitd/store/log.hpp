@@ -87,6 +87,22 @@ class Log {
   /// then who holds the lease. Nothing can be appended until it takes over.
   virtual std::string standby() const { return {}; }
 
+  /// A standby's way to the owner (Redis): carries `payload` (an encoded command) to the
+  /// daemon that owns the store; `done` gets its answer, or nothing when none came in time
+  /// (the owner died) or this store cannot forward. Any thread; `done` runs on a store thread.
+  virtual void forward(std::string payload,
+                       std::function<void(std::optional<std::string> answer)> done) {
+    (void)payload;
+    done(std::nullopt);
+  }
+  /// How the owner answers a forwarded command: exactly once, from any thread.
+  using Answer = std::function<void(std::string answer)>;
+  /// The owner's side of forward(): `serve` gets each forwarded payload (on a store thread)
+  /// with the function to answer it by. Call once this daemon owns the store.
+  virtual void serve_forwarded(std::function<void(std::string payload, Answer answer)> serve) {
+    (void)serve;
+  }
+
   /// Blocks until everything appended so far is durable, the store failed, or (Redis) it has
   /// been unavailable for the store's flush timeout; durable_seq() tells which.
   virtual void flush() = 0;

@@ -10,6 +10,11 @@
 //   visitd:{K}:lease     the daemon that owns the keyspace (SET PX), see Ownership
 //   visitd:{K}:epoch     incremented by each new owner: the fencing token
 //   visitd:{K}:followers a Hash: standby daemon id -> "<seq read> <unix ms>" (visitd status)
+//   visitd:{K}:inbox     a Stream of commands standbys forward to the owner: fields from
+//                        (daemon id), req (request id), p (payload); read by the owner in
+//                        consumer group "owners", XACKed once answered; entries a dead
+//                        owner read but never answered are XAUTOCLAIMed by the next
+//   visitd:{K}:replies:D a Stream of answers to daemon D's forwarded commands: req, a
 // where K is `[store] keyspace` ("agency" by default).
 //
 // Durability: a record is durable when the server has answered its XADD (made by a small
@@ -38,7 +43,9 @@
 // owner writes as it is written (XREAD BLOCK), so that the daemon's engine stays a replica
 // and its boards stay live, while trying for the lease. Once it holds it, the standby reads
 // the stream to its end (the old owner is fenced by then), becomes the owner and says so;
-// taking over then costs no replay.
+// taking over then costs no replay. A command a standby's phone or board sends goes to the
+// owner through the inbox (forward()), and the answer comes back on the standby's replies
+// stream, which the same XREAD reads.
 //
 // Compaction XDELs location records covered by the snapshot and older than the retention.
 //
@@ -65,6 +72,8 @@ struct RedisOptions {
   std::chrono::milliseconds lease_ttl{10000};  ///< renewed every third of it
   /// Called (on the store's thread) when the lease is lost and the store has failed.
   std::function<void(const std::string& why)> on_failed;
+  /// How long a standby waits for the owner's answer to a forwarded command.
+  std::chrono::milliseconds forward_timeout{5000};
 };
 
 class RedisLog final : public Log {
@@ -94,6 +103,9 @@ class RedisLog final : public Log {
   std::uint64_t compact(TimePoint drop_locations_before) override;
 
   std::string standby() const override;
+  void forward(std::string payload,
+               std::function<void(std::optional<std::string> answer)> done) override;
+  void serve_forwarded(std::function<void(std::string payload, Answer answer)> serve) override;
 
   /// A standby's only way to become the owner; call once. On a thread of its own: hands
   /// `on_record` each record after `after` as the owner writes it, in order, while trying
@@ -101,8 +113,9 @@ class RedisLog final : public Log {
   /// go and `on_promoted` runs (on that thread). Stops with the store.
   void follow(std::uint64_t after, std::function<void(const Record&)> on_record,
               std::function<void()> on_promoted);
-  /// Stops following (waits for the thread: within one XREAD block); call before what the
-  /// callbacks use goes away. The destructor does it too.
+  /// Stops following, serving forwarded commands and sending answers (waits for those
+  /// threads: within one blocking read); call before what their callbacks use goes away.
+  /// The destructor does it too.
   void stop_following();
 
   /// The stream's key, for messages and tests.

@@ -39,6 +39,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -107,8 +108,11 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   /// Instead of start(): the store is a standby (Redis) following another daemon's writes.
   /// The engine is a replica, kept up by follow(); boards and phones get its changes; commands
   /// are refused (`internal`, "send it again") and /readyz fails until promote().
-  /// `settings_recorded` as store::Recovered says.
-  void start_standby(bool settings_recorded);
+  /// `settings_recorded` as store::Recovered says; `followed_from` is the last record the
+  /// engine has (store::Recovered::last_seq). A command a standby's client sends goes to the
+  /// owner (store::Log::forward), authorised here first; its answer is sent once the replica
+  /// has applied what it describes.
+  void start_standby(bool settings_recorded, std::uint64_t followed_from);
   /// A record the owner wrote, in order: applied to the replica, its changes pushed to the
   /// boards and phones (nobody is paged from a standby). Any thread.
   void follow(store::Record record);
@@ -250,6 +254,15 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   bool closing_ = false;
   std::atomic<bool> standby_{false};
   bool settings_recorded_ = false;  ///< standby: the log said which settings are in force
+  std::uint64_t applied_seq_ = 0;   ///< standby: the last record the replica has applied
+  /// Standby: answers from the owner waiting for the replica to reach their record.
+  std::multimap<std::uint64_t, std::function<void()>> awaiting_;
+  void forward(const rota::Command& command, CommandType type, Decided decided);
+  void forwarded(const std::optional<std::string>& answer, CommandType type,
+                 const Decided& decided);
+  void answer_awaiting(std::uint64_t seq);
+  /// Owner: a command a standby forwarded.
+  void on_forwarded(const std::string& payload, const store::Log::Answer& answer);
   /// Deadlines fell due: tells a standby (a tick record), then the boards.
   void advanced(const rota::Effects& effects);
 
