@@ -214,6 +214,33 @@ Reply SyncConnection::command(const std::vector<std::string_view>& args) {
   }
 }
 
+std::vector<Reply> SyncConnection::pipeline(const std::vector<std::vector<std::string>>& commands) {
+  if (context_ == nullptr || context_->err != 0) connect();
+  for (const auto& command : commands) {
+    const std::vector<std::string_view> views(command.begin(), command.end());
+    Argv argv(views);
+    if (redisAppendCommandArgv(context_, argv.count(), argv.pointers.data(), argv.lengths.data()) !=
+        REDIS_OK) {
+      const std::string why = context_->errstr;
+      drop();
+      throw JournalError("Redis at " + endpoint_.text() + ": a pipeline failed: " + why);
+    }
+  }
+  std::vector<Reply> replies;
+  replies.reserve(commands.size());
+  for (std::size_t i = 0; i < commands.size(); ++i) {
+    void* r = nullptr;
+    if (redisGetReply(context_, &r) != REDIS_OK || r == nullptr) {
+      const std::string why = context_->errstr;
+      drop();
+      throw JournalError("Redis at " + endpoint_.text() + ": a pipeline failed: " + why);
+    }
+    replies.push_back(copy(*static_cast<redisReply*>(r)));
+    freeReplyObject(r);
+  }
+  return replies;
+}
+
 // ---- AsyncConnection -----------------------------------------------------------------------
 
 /// What hiredis' event hooks act on. Pending waits hold it, so it outlives the connection;

@@ -59,6 +59,10 @@ class SyncConnection {
   /// JournalError when the server cannot be reached or the connection fails mid-command.
   /// An error reply is returned, not thrown: the caller checks every reply.
   Reply command(const std::vector<std::string_view>& args);
+  /// Sends `commands` pipelined (one round trip, and one fsync on a server with
+  /// appendfsync always) and returns their replies in order; throws JournalError as
+  /// command() does, without retrying: some may have run.
+  std::vector<Reply> pipeline(const std::vector<std::vector<std::string>>& commands);
 
  private:
   void connect();

@@ -628,15 +628,21 @@ struct RedisLog::State {
     for (;;) {
       send_cv.wait(lock, [&] { return send_stop || !to_send.empty(); });
       if (send_stop) return;  // what is left goes unsent: its requester times out, resends
-      std::vector<std::string> command = std::move(to_send.front());
-      to_send.pop_front();
+      // Everything queued, pipelined: one round trip and one fsync for the lot.
+      std::vector<std::vector<std::string>> batch(std::make_move_iterator(to_send.begin()),
+                                                  std::make_move_iterator(to_send.end()));
+      to_send.clear();
       lock.unlock();
       try {
-        const std::vector<std::string_view> args(command.begin(), command.end());
-        const Reply r = c.command(args);
-        if (r.is_error()) log::warn("redis_forward", {{"command", command[0]}, {"error", r.text}});
+        const std::vector<Reply> replies = c.pipeline(batch);
+        for (std::size_t i = 0; i < replies.size(); ++i) {
+          if (replies[i].is_error()) {
+            log::warn("redis_forward", {{"command", batch[i][0]}, {"error", replies[i].text}});
+          }
+        }
       } catch (const std::exception& e) {
-        log::warn("redis_forward", {{"command", command[0]}, {"error", e.what()}});
+        log::warn("redis_forward",
+                  {{"commands", std::to_string(batch.size())}, {"error", e.what()}});
       }
       lock.lock();
     }

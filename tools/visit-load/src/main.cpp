@@ -69,7 +69,8 @@ int run(const load::Options& options) {
 
   const TimePoint now = SystemClock().now();
   const std::string tag = options.tag.empty() ? clock_tag(now) : options.tag;
-  auto carers = load::make_carers(options.carers, options.import ? options.visits : 0, tag);
+  auto carers = load::make_carers(options.carers, options.import ? options.visits : 0, tag,
+                                  options.first_carer);
 
   if (options.import) {
     const auto zone = TimeZone::locate(zone_name);

@@ -23,6 +23,8 @@ Options:
   --secret S             the HS256 secret that signs the tokens ([auth] secret)
   --config FILE          read the secret (and the branch's time zone) from visitd's config
   --carers N             connections, one carer each [100]
+  --first-carer K        the first carer's number: ids C<K>, C<K+1>... [1]; loaders run at
+                         once against one agency need carers of their own
   --rate R               events/s over all connections, one schedule dealt round robin,
                          sent on time whatever the acks (latency counts from the scheduled
                          time, so a late sender shows); 0 = flat out [0]
@@ -142,6 +144,8 @@ Options parse_options(const std::vector<std::string_view>& args) {
       o.config = std::string(value());
     } else if (name == "--carers") {
       o.carers = to_count(name, value(), 1, 1'000'000);
+    } else if (name == "--first-carer") {
+      o.first_carer = to_count(name, value(), 1, 9'000'000);
     } else if (name == "--rate") {
       const std::string text(value());
       std::size_t used = 0;

@@ -17,6 +17,7 @@ struct Options {
   std::string secret;              ///< --secret, or read from --config
   std::string config;              ///< --config FILE
   unsigned carers = 100;
+  unsigned first_carer = 1;  ///< carer ids are C0001 on from here (several loaders at once)
   double rate = 0;  ///< events/s over all connections; 0: flat out
   unsigned inflight = 1;
   Duration duration = std::chrono::seconds(10);

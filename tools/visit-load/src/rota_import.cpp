@@ -17,12 +17,13 @@ namespace net = boost::asio;
 using net::ip::tcp;
 using namespace std::chrono_literals;
 
-std::vector<CarerPlan> make_carers(unsigned count, unsigned visits_each, const std::string& tag) {
+std::vector<CarerPlan> make_carers(unsigned count, unsigned visits_each, const std::string& tag,
+                                   unsigned first) {
   std::vector<CarerPlan> carers(count);
   char id[16];
   for (unsigned i = 0; i < count; ++i) {
     CarerPlan& c = carers[i];
-    std::snprintf(id, sizeof id, "C%04u", i + 1);
+    std::snprintf(id, sizeof id, "C%04u", i + first);
     c.id = id;
     // A 100 x 100 grid of points about 110 m apart around Westminster.
     c.lat = 51.45 + 0.001 * double(i % 100);

@@ -20,7 +20,8 @@ struct CarerPlan {
 
 /// Carers C0001..C<count>, spread over central London, with `visits_each` visit ids
 /// `V<tag>-<carer>-<n>` (none when visits_each is 0).
-std::vector<CarerPlan> make_carers(unsigned count, unsigned visits_each, const std::string& tag);
+std::vector<CarerPlan> make_carers(unsigned count, unsigned visits_each, const std::string& tag,
+                                   unsigned first = 1);
 
 /// The rota as CSV (protocol.md columns, start and end in RFC 3339 UTC, which the importer
 /// takes as they are): every visit starts on `day` in `zone`, no later than `now`, and ends
