@@ -904,14 +904,20 @@ struct RedisLog::State {
   }
 };
 
-std::unique_ptr<RedisLog> RedisLog::open(RedisOptions options) {
+std::unique_ptr<RedisLog> RedisLog::connect(RedisOptions options) {
   auto endpoint = redis::parse_url(options.url);
   std::unique_ptr<RedisLog> log(new RedisLog());
   log->state_ = std::make_unique<State>(std::move(options), std::move(endpoint));
+  const std::lock_guard lock(log->state_->sync_mutex);
+  log->state_->check_server();
+  return log;
+}
+
+std::unique_ptr<RedisLog> RedisLog::open(RedisOptions options) {
+  auto log = connect(std::move(options));
   State& s = *log->state_;
   {
     const std::lock_guard lock(s.sync_mutex);
-    s.check_server();
     s.acquire();
     s.take_over();
   }
@@ -920,12 +926,9 @@ std::unique_ptr<RedisLog> RedisLog::open(RedisOptions options) {
 }
 
 std::unique_ptr<RedisLog> RedisLog::open_standby(RedisOptions options) {
-  auto endpoint = redis::parse_url(options.url);
-  std::unique_ptr<RedisLog> log(new RedisLog());
-  log->state_ = std::make_unique<State>(std::move(options), std::move(endpoint));
+  auto log = connect(std::move(options));
   State& s = *log->state_;
   const std::lock_guard lock(s.sync_mutex);
-  s.check_server();
   // Replay (recovery) reads to here; follow() goes on from where recovery ended.
   s.last = s.stream_top();
   s.durable.store(s.last);

@@ -125,6 +125,8 @@ class RedisLog final : public Log {
 
  private:
   RedisLog() = default;
+  /// A store connected to a server whose persistence was checked; nothing started yet.
+  static std::unique_ptr<RedisLog> connect(RedisOptions options);
   struct State;
   std::unique_ptr<State> state_;
 };
