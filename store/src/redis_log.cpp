@@ -569,6 +569,17 @@ struct RedisLog::State {
       unsafe = server + " may lose acknowledged events: " + why;
       log::warn("redis_unsafe_fsync", {{"server", endpoint.text()}, {"why", why}});
     }
+    // Streams' exclusive ranges and XAUTOCLAIM, which a takeover uses, came with Redis 6.2.
+    const Reply info = run({"INFO", "server"});
+    const auto at = info.text.find("redis_version:");
+    if (info.kind == Reply::Kind::string && at != std::string::npos) {
+      int major = 0, minor = 0;
+      if (std::sscanf(info.text.c_str() + at, "redis_version:%d.%d", &major, &minor) == 2 &&
+          (major < 6 || (major == 6 && minor < 2))) {
+        throw JournalError(server + " runs Redis " + std::to_string(major) + "." +
+                           std::to_string(minor) + ": visitd needs 6.2 or later");
+      }
+    }
     const Reply type = run({"TYPE", log_key});
     if (type.kind != Reply::Kind::status || (type.text != "none" && type.text != "stream")) {
       throw JournalError(server + ": " + log_key + " holds " + type.describe() + ", not a stream");
@@ -703,25 +714,35 @@ struct RedisLog::State {
         std::chrono::milliseconds(10));
     const std::string block_ms = std::to_string(block.count());
     bool ready = false;
+    bool claimed = false;
     auto backoff = kBackoffFirst;
+    // Redis' own clock: an entry's ID holds the time of its XADD, so the standby's and this
+    // daemon's clocks need not agree.
+    const auto redis_now_ms = [&]() -> std::int64_t {
+      const Reply t = c.command({"TIME"});
+      if (t.kind != Reply::Kind::array || t.elements.size() != 2) {
+        throw JournalError("TIME answered " + t.describe());
+      }
+      return to_i64(t.elements[0].text).value_or(0) * 1000 +
+             to_i64(t.elements[1].text).value_or(0) / 1000;
+    };
+    std::int64_t now_ms = 0;
     const auto handle = [&](const Reply& entry) {
       if (entry.kind != Reply::Kind::array || entry.elements.size() != 2) return;
       const std::string id = entry.elements[0].text;
       const Reply& fields = entry.elements[1];  // nil for an entry deleted since
       std::string from, req, payload;
-      std::int64_t until = 0;
+      std::int64_t timeout = 0;
       for (std::size_t i = 0; i + 1 < fields.elements.size(); i += 2) {
         const std::string& name = fields.elements[i].text;
         const std::string& value = fields.elements[i + 1].text;
         if (name == "from") from = value;
         if (name == "req") req = value;
         if (name == "p") payload = value;
-        if (name == "until") until = to_i64(value).value_or(0);
+        if (name == "timeout") timeout = to_i64(value).value_or(0);
       }
-      const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              std::chrono::system_clock::now().time_since_epoch())
-                              .count();
-      if (from.empty() || req.empty() || now_ms > until) {
+      const std::int64_t added_ms = to_i64(id.substr(0, id.find('-'))).value_or(0);
+      if (from.empty() || req.empty() || now_ms > added_ms + timeout) {
         // Malformed, or its sender has stopped waiting (and told its user to send again):
         // applying it now could undo what came after it.
         send({"XACK", inbox_key, "owners", id});
@@ -741,8 +762,9 @@ struct RedisLog::State {
             throw JournalError(inbox_key + ": XGROUP CREATE answered " + g.describe());
           }
           // What an earlier owner read and never answered (it died): this one answers it.
-          std::string next = "0-0";
-          do {
+          // Once only: what is pending later is this owner's own, already in hand.
+          now_ms = redis_now_ms();
+          for (std::string next = "0-0"; !claimed && !stop_following.load();) {
             const Reply r = c.command(
                 {"XAUTOCLAIM", inbox_key, "owners", options.daemon_id, "0", next, "COUNT", "100"});
             if (r.kind != Reply::Kind::array || r.elements.size() < 2) {
@@ -750,12 +772,15 @@ struct RedisLog::State {
             }
             next = r.elements[0].text;
             for (const Reply& entry : r.elements[1].elements) handle(entry);
-          } while (next != "0-0" && !stop_following.load());
+            if (next == "0-0") break;
+          }
+          claimed = true;
           ready = true;
         }
         const Reply r = c.command({"XREADGROUP", "GROUP", "owners", options.daemon_id, "COUNT",
                                    "100", "BLOCK", block_ms, "STREAMS", inbox_key, ">"});
         if (r.kind == Reply::Kind::array) {
+          now_ms = redis_now_ms();
           for (const Reply& stream : r.elements) {
             if (stream.kind == Reply::Kind::array && stream.elements.size() == 2) {
               for (const Reply& entry : stream.elements[1].elements) handle(entry);
@@ -783,6 +808,7 @@ struct RedisLog::State {
     std::function<void()> on_promoted;
     redis::SyncConnection reader;  ///< its own: XREAD BLOCK must not hold sync_mutex
     bool told = false;
+    std::chrono::steady_clock::time_point reported{};  ///< when followers_key was last set
   };
 
   /// One turn of a standby: tries for the lease, then hands on what the owner wrote (waiting
@@ -847,11 +873,12 @@ struct RedisLog::State {
         const Record record = parse_entry(entries->elements[i], log_key);
         f.on_record(record);
         f.cursor = record.seq;
+        // durable first: never a moment when last is ahead of it (a standby appends nothing).
+        durable.store(std::max(durable.load(), f.cursor));
         {
           const std::lock_guard lock(mutex);
           last = std::max(last, f.cursor);
         }
-        durable.store(std::max(durable.load(), f.cursor));
       }
       // Answers after the records they speak of: the replica has what the answer describes.
       if (replies != nullptr) answers(*replies);
@@ -860,7 +887,10 @@ struct RedisLog::State {
     if (!held) expire_forwards(/*all=*/false);
     const std::lock_guard lock(sync_mutex);
     if (!held) {
-      // Where this standby is, for `visitd status` (its lag behind the owner).
+      // Where this standby is, for `visitd status` (its lag behind the owner); once a second
+      // at most, as each write costs the server an fsync.
+      if (std::chrono::steady_clock::now() - f.reported < std::chrono::seconds(1)) return false;
+      f.reported = std::chrono::steady_clock::now();
       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
@@ -889,6 +919,7 @@ struct RedisLog::State {
         backoff = kBackoffFirst;
       } catch (const std::exception& e) {
         log::warn("redis_follow", {{"keyspace", options.keyspace}, {"error", e.what()}});
+        expire_forwards(/*all=*/false);  // the server gone: no answer is coming either
         std::this_thread::sleep_for(backoff);
         backoff = std::min<std::chrono::milliseconds>(backoff * 2, kBackoffMax);
       }
@@ -972,6 +1003,7 @@ void RedisLog::stop_following() {
   State& s = *state_;
   s.stop_following.store(true);
   if (s.follower.joinable()) s.follower.join();
+  s.following.reset();  // its callbacks hold what the caller is about to destroy
   if (s.server.joinable()) s.server.join();
   {
     const std::lock_guard lock(s.send_mutex);
@@ -1000,12 +1032,9 @@ void RedisLog::forward(std::string payload,
     s.forwards[req] = {std::move(done),
                        std::chrono::steady_clock::now() + s.options.forward_timeout};
   }
-  const auto until =
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          (std::chrono::system_clock::now() + s.options.forward_timeout).time_since_epoch())
-          .count();
   s.send({"XADD", s.inbox_key, "MAXLEN", "~", "10000", "*", "from", s.options.daemon_id, "req",
-          std::move(req), "until", std::to_string(until), "p", std::move(payload)});
+          std::move(req), "timeout", std::to_string(s.options.forward_timeout.count()), "p",
+          std::move(payload)});
 }
 
 void RedisLog::serve_forwarded(std::function<void(std::string payload, Answer answer)> serve) {

@@ -205,6 +205,16 @@ TEST_CASE(
   }
   CHECK(v3_state == "in_progress");
 
+  // A standby keeps the owner's settings: a reload is refused (and leaves it able to take
+  // over; it puts its file's settings in force then).
+  b.reload(config_for("daemon-b"));
+  const auto reloaded = std::chrono::steady_clock::now() + 5s;
+  while (b.log().find("reload_refused") == std::string::npos) {
+    REQUIRE(std::chrono::steady_clock::now() < reloaded);
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK_THAT(b.log(), Catch::Contains("a standby keeps the owner's settings"));
+
   const auto killed = std::chrono::steady_clock::now();
   a.kill9();
   REQUIRE(readyz_when(b, 200, 15s).status == 200);
@@ -222,6 +232,13 @@ TEST_CASE(
   // The acked check-in is there; V2's late alert fires on the new owner, pages, and reaches
   // the board that stayed connected through the takeover; V1's page is not sent again.
   CHECK(str(b.api("GET", "/api/visits/V3", admin).json(), "state") == "in_progress");
+  {
+    // It decides now: the resend of the check-in it forwarded is a duplicate.
+    WsClient phone = WsClient::with_token(b.port(), "/ws/carer", token(Role::carer, "C3"));
+    REQUIRE(str(phone.next(), "type") == "rota");
+    phone.send_text(check_in("in-V3", "V3"));
+    CHECK(str(phone.next(), "status") == "duplicate");
+  }
   const json::value late = board.next_of("alert", 15s);
   CHECK(str(late.at("alert"), "visit") == "V2");
   CHECK(str(late.at("alert"), "kind") == "late");
@@ -236,6 +253,7 @@ TEST_CASE(
   }
   CHECK(visits == std::multiset<std::string>{"V1", "V2"});
   CHECK(all[0].idempotency_key != all[1].idempotency_key);
+  CHECK(b.stop() == 0);  // a graceful stop of a promoted standby
 }
 
 TEST_CASE(
@@ -266,6 +284,7 @@ TEST_CASE(
   // acked (refused, no answer, the socket gone) sends it again on the next daemon.
   std::atomic<bool> a_dead{false};
   std::atomic<int> acked{0};
+  std::atomic<int> through_standbys{0};  // acked by b or c while a still owned the store
   std::mutex mu;
   std::set<std::string> acked_visits;
   std::vector<std::string> failures;
@@ -285,6 +304,7 @@ TEST_CASE(
             const json::value answer = phone.next(8s);
             const std::string status = str(answer, "status");
             done = status == "accepted" || status == "duplicate";
+            if (done && daemon != 0 && !a_dead.load()) ++through_standbys;
           }
         } catch (const std::exception&) {
           // The daemon went away, or did not answer in time: the phone tries again.
@@ -311,6 +331,7 @@ TEST_CASE(
   for (auto& t : phones) t.join();
   INFO("never acked: " << failures.size());
   CHECK(failures.empty());
+  CHECK(through_standbys.load() > 0);  // the standbys forwarded, not only the owner decided
   CHECK(acked_visits.size() == std::size_t(kCarers));
 
   // One survivor owns the store, the other follows it; every acked check-in is there on both.
@@ -331,6 +352,8 @@ TEST_CASE(
     INFO(v);
     CHECK(str(standby->api("GET", "/api/visits/" + v, admin).json(), "state") == "in_progress");
   }
+  CHECK(standby->stop() == 0);  // graceful stops, a standby's too
+  CHECK(owner->stop() == 0);
 }
 
 TEST_CASE("A daemon whose lease another took stops writing and exits", "[redis]") {

@@ -35,6 +35,22 @@ rota::Reply refusal(ErrorCode code, std::string message) {
 
 std::string to_text(std::uint64_t n) { return std::to_string(n); }
 
+/// The visit or alert an office command names, when `engine` does not know it (a standby's
+/// replica behind the owner); carer commands are checked by the engine against the carer.
+std::optional<std::string> unseen_target(const rota::Command& command, const rota::Engine& engine) {
+  return std::visit(
+      [&](const auto& c) -> std::optional<std::string> {
+        using T = std::decay_t<decltype(c)>;
+        if constexpr (std::is_same_v<T, rota::AckAlert> || std::is_same_v<T, rota::ResolveAlert>) {
+          if (!engine.find_alert(c.alert)) return "alert " + c.alert;
+        } else if constexpr (std::is_same_v<T, rota::Reassign> || std::is_same_v<T, rota::Cancel>) {
+          if (!engine.find_visit(c.visit)) return "visit " + c.visit;
+        }
+        return std::nullopt;
+      },
+      command);
+}
+
 /// A forwarded command's answer, from the owner to the standby holding its sender: the reply
 /// (without an import's issues: imports are not forwarded) and the record after which the
 /// replica shows what the reply describes.
@@ -178,6 +194,9 @@ void EngineHost::follow(store::Record record) {
     self->applied_seq_ = record.seq;
     self->publish(self->effects_);
     self->answer_awaiting(record.seq);
+    // What publish() held for durability: a standby appends nothing, so nothing else would
+    // let it go.
+    self->drain();
   });
 }
 
@@ -302,6 +321,10 @@ void EngineHost::on_submit(rota::Command& command, const Precheck& precheck,
                                                "send it again shortly");
     } else if (auto refused = precheck ? precheck(*engine_) : std::nullopt) {
       reply = refusal(refused->code, refused->message);
+    } else if (auto unseen = unseen_target(command, *engine_)) {
+      // The owner authorises nothing: what the replica has not seen, it cannot authorise.
+      reply = refusal(ErrorCode::internal, "this visitd is a standby and has not yet seen " +
+                                               *unseen + ": send it again shortly");
     } else {
       forward(command, type, decided);
       return;
@@ -402,18 +425,15 @@ void EngineHost::on_forwarded(const std::string& payload, const store::Log::Answ
   }
   on_submit(
       *command, nullptr, [this, answer](const rota::Reply& reply, const rota::Engine&) -> Deliver {
-        // An accepted command's record is appended next; anything else describes the
-        // records already written.
-        const std::uint64_t seq =
-            journal_.last_seq() + (reply.status == rota::Status::accepted ? 1 : 0);
-        auto text = std::make_shared<std::string>(encode_answer(reply, seq));
-        return [answer, text](std::error_code ec) {
+        // Once durable, every record up to last_seq() is: the command's own among them,
+        // whatever else (the pager's records) was appended meanwhile.
+        return [this, answer, reply](std::error_code ec) {
           if (ec) {
             answer(encode_answer(refusal(ErrorCode::internal,
                                          "the change could not be made durable: " + ec.message()),
                                  0));
           } else {
-            answer(std::move(*text));
+            answer(encode_answer(reply, journal_.last_seq()));
           }
         };
       });
@@ -843,6 +863,12 @@ void EngineHost::reload(std::shared_ptr<const config::Settings> next,
     ReloadOutcome outcome;
     if (self->closing_ || self->failed_.load()) {
       outcome.error = Error{ErrorCode::internal, "not now: " + self->not_ready_reason()};
+    } else if (self->standby_.load()) {
+      // Its engine is the owner's, record for record; the config's settings go in force when
+      // it becomes the owner (promote()).
+      outcome.error = Error{ErrorCode::internal,
+                            "a standby keeps the owner's settings: reload the owner (this "
+                            "daemon puts the file's settings in force when it takes over)"};
     } else if (config::describe_tracking(*next) ==
                config::describe_tracking(self->engine_->settings())) {
       outcome.unchanged = true;
