@@ -386,3 +386,60 @@ TEST_CASE(
   CHECK(standby->durable_seq() == 61);
   CHECK(read_all(*standby).size() == 61);
 }
+
+TEST_CASE(
+    "Redis: a standby's forwarded command is answered by the owner; unanswered, it times out, "
+    "and an owner that comes later drops it rather than apply it late") {
+  test::RedisServer redis;
+  auto owner_options = options(redis);
+  owner_options.daemon_id = "owner";
+  auto owner = RedisLog::open(owner_options);
+
+  auto standby_options = options(redis);
+  standby_options.daemon_id = "standby";
+  standby_options.forward_timeout = 1500ms;
+  const auto standby = RedisLog::open_standby(standby_options);
+  standby->follow(
+      0, [](const Record&) {}, [] {});
+  REQUIRE(eventually([&] { return standby->standby() == "owner"; }));
+
+  std::mutex mu;
+  std::vector<std::optional<std::string>> answers;
+  const auto ask = [&](std::string payload) {
+    standby->forward(std::move(payload), [&](std::optional<std::string> answer) {
+      const std::lock_guard lock(mu);
+      answers.push_back(std::move(answer));
+    });
+  };
+  const auto answered = [&](std::size_t n) {
+    return eventually([&] {
+      const std::lock_guard lock(mu);
+      return answers.size() == n;
+    });
+  };
+
+  // Nobody serves the inbox yet: no answer within the forward timeout.
+  ask("early");
+  REQUIRE(answered(1));
+  CHECK_FALSE(answers[0].has_value());
+
+  // The owner serves: what it answers comes back, bytes intact; the late one is dropped.
+  std::vector<std::string> served;
+  owner->serve_forwarded([&](std::string payload, Log::Answer answer) {
+    {
+      const std::lock_guard lock(mu);
+      served.push_back(payload);
+    }
+    answer("done: " + payload);
+  });
+  const std::string binary("b\0\r\n\xff", 5);
+  ask(binary);
+  REQUIRE(answered(2));
+  REQUIRE(answers[1].has_value());
+  CHECK(*answers[1] == "done: " + binary);
+  {
+    const std::lock_guard lock(mu);
+    CHECK(served == std::vector<std::string>{binary});  // "early" was past its time
+  }
+  owner->stop_following();
+}
