@@ -25,9 +25,10 @@ namespace {
 
 TimePoint at_ms(std::int64_t ms) { return TimePoint(Duration(ms)); }
 
-RedisOptions options(const test::RedisServer& redis) {
+RedisOptions options(const test::RedisServer& redis, std::string daemon_id = "visitd") {
   RedisOptions o;
   o.url = redis.url();
+  o.daemon_id = std::move(daemon_id);
   o.command_timeout = 1000ms;
   return o;
 }
@@ -324,8 +325,7 @@ TEST_CASE(
     "Redis: a standby follows every record the owner writes, writes nothing, and takes over "
     "once the owner's lease lapses") {
   test::RedisServer redis;
-  auto owner_options = options(redis);
-  owner_options.daemon_id = "owner";
+  auto owner_options = options(redis, "owner");
   owner_options.lease_ttl = 600ms;
   auto owner = RedisLog::open(owner_options);
   for (std::uint64_t i = 1; i <= 30; ++i) {
@@ -333,8 +333,7 @@ TEST_CASE(
   }
   owner->flush();
 
-  auto standby_options = options(redis);
-  standby_options.daemon_id = "standby";
+  auto standby_options = options(redis, "standby");
   standby_options.lease_ttl = 600ms;
   const auto standby = RedisLog::open_standby(standby_options);
   CHECK(standby->last_seq() == 30);  // what a recovery replays
@@ -391,12 +390,9 @@ TEST_CASE(
     "Redis: a standby's forwarded command is answered by the owner; unanswered, it times out, "
     "and an owner that comes later drops it rather than apply it late") {
   test::RedisServer redis;
-  auto owner_options = options(redis);
-  owner_options.daemon_id = "owner";
-  auto owner = RedisLog::open(owner_options);
+  auto owner = RedisLog::open(options(redis, "owner"));
 
-  auto standby_options = options(redis);
-  standby_options.daemon_id = "standby";
+  auto standby_options = options(redis, "standby");
   standby_options.forward_timeout = 1500ms;
   const auto standby = RedisLog::open_standby(standby_options);
   standby->follow(
