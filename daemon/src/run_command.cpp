@@ -309,11 +309,10 @@ int run_command(const std::vector<std::string_view>& args) {
     log::error("listen_failed", {{"addr", settings.server.listen}, {"error", e.what()}});
     return 1;
   }
-  const bool settings_recorded = recovered.settings_recorded;
   int exit_code = 0;  ///< set when the daemon must stop with an error
   net::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   if (redis) {
-    host->start_standby(settings_recorded, recovered.last_seq);
+    host->start_standby(recovered.settings_recorded, recovered.last_seq);
     redis->follow(
         recovered.last_seq, [host](const store::Record& r) { host->follow(r); },
         [host, &exit_code, &options] {

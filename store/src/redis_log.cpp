@@ -64,6 +64,26 @@ std::optional<std::int64_t> to_i64(std::string_view text) {
   return v;
 }
 
+/// Milliseconds since the Unix epoch on this host's clock.
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// The value of field `name` in a stream entry's field list (empty when absent).
+std::string_view field(const Reply& fields, std::string_view name) {
+  for (std::size_t i = 0; i + 1 < fields.elements.size(); i += 2) {
+    if (fields.elements[i].text == name) return fields.elements[i + 1].text;
+  }
+  return {};
+}
+
+/// A standby's replies stream: answers to the commands daemon `daemon` forwarded.
+std::string replies_key_of(std::string_view keyspace, std::string_view daemon) {
+  return "visitd:{" + std::string(keyspace) + "}:replies:" + std::string(daemon);
+}
+
 /// Takes the lease (KEYS[1]) for ARGV[1] for ARGV[2] ms if it is free or already this
 /// daemon's (a restart), and starts a new epoch (KEYS[2]), which fences every earlier owner.
 /// {1, epoch} when taken; {0, holder, ms left} when another daemon holds it.
@@ -193,7 +213,7 @@ struct RedisLog::State {
         seq_key("visitd:{" + options.keyspace + "}:seq"),
         followers_key("visitd:{" + options.keyspace + "}:followers"),
         inbox_key("visitd:{" + options.keyspace + "}:inbox"),
-        replies_key("visitd:{" + options.keyspace + "}:replies:" + options.daemon_id),
+        replies_key(replies_key_of(options.keyspace, options.daemon_id)),
         sync(endpoint, options.command_timeout),
         work(net::make_work_guard(io)),
         retry_timer(io),
@@ -263,7 +283,7 @@ struct RedisLog::State {
   std::deque<std::vector<std::string>> to_send;
   bool send_stop = false;
   std::thread sender;
-  std::thread server;  ///< the owner's inbox reader (serve_forwarded)
+  std::thread inbox_reader;  ///< the owner's (serve_forwarded)
   std::atomic<bool> pump_posted{false};
   std::atomic<bool> failed{false};
   /// !outage.empty(), readable without the lock: the engine host asks on every command.
@@ -602,15 +622,23 @@ struct RedisLog::State {
         if (r.is_error()) throw JournalError(server + ": XSETID answered " + r.describe());
       }
     }
+    const std::uint64_t end = std::max(top, snap);
     {
       const std::lock_guard lock(mutex);
-      last = std::max(top, snap);
-      durable.store(last);
+      last = end;
+      durable.store(end);
     }
     // Where the append script continues from: this daemon holds the lease, so nothing else
     // writes the stream now.
-    const Reply set = run({"SET", seq_key, std::to_string(std::max(top, snap))});
+    const Reply set = run({"SET", seq_key, std::to_string(end)});
     if (set.is_error()) throw JournalError(server + ": SET " + seq_key + ": " + set.text);
+  }
+
+  /// The longest a blocking read may wait: a stop, or the lease, is noticed within it.
+  std::chrono::milliseconds longest_block() const {
+    return std::max<std::chrono::milliseconds>(
+        std::min<std::chrono::milliseconds>(options.lease_ttl / 3, options.command_timeout / 2),
+        std::chrono::milliseconds(10));
   }
 
   /// Starts the append pipeline's thread: connection, watchdog, lease renewal.
@@ -665,24 +693,15 @@ struct RedisLog::State {
       if (entry.kind != Reply::Kind::array || entry.elements.size() != 2) continue;
       replies_cursor = entry.elements[0].text;
       const Reply& fields = entry.elements[1];
-      std::string req, answer;
-      bool have_answer = false;
-      for (std::size_t i = 0; i + 1 < fields.elements.size(); i += 2) {
-        if (fields.elements[i].text == "req") req = fields.elements[i + 1].text;
-        if (fields.elements[i].text == "a") {
-          answer = fields.elements[i + 1].text;
-          have_answer = true;
-        }
-      }
       std::function<void(std::optional<std::string>)> done;
       {
         const std::lock_guard lock(forward_mutex);
-        const auto it = forwards.find(req);
-        if (it == forwards.end() || !have_answer) continue;  // timed out, or not ours
+        const auto it = forwards.find(std::string(field(fields, "req")));
+        if (it == forwards.end()) continue;  // timed out, or not ours
         done = std::move(it->second.done);
         forwards.erase(it);
       }
-      done(std::move(answer));
+      done(std::string(field(fields, "a")));
     }
   }
 
@@ -709,9 +728,7 @@ struct RedisLog::State {
   /// the sender, then XACKed.
   void serve_loop(const std::function<void(std::string, Answer)>& serve) {
     redis::SyncConnection c(endpoint, options.command_timeout);
-    const auto block = std::max<std::chrono::milliseconds>(
-        std::min<std::chrono::milliseconds>(options.lease_ttl / 3, options.command_timeout / 2),
-        std::chrono::milliseconds(10));
+    const auto block = longest_block();
     const std::string block_ms = std::to_string(block.count());
     bool ready = false;
     bool claimed = false;
@@ -731,16 +748,9 @@ struct RedisLog::State {
       if (entry.kind != Reply::Kind::array || entry.elements.size() != 2) return;
       const std::string id = entry.elements[0].text;
       const Reply& fields = entry.elements[1];  // nil for an entry deleted since
-      std::string from, req, payload;
-      std::int64_t timeout = 0;
-      for (std::size_t i = 0; i + 1 < fields.elements.size(); i += 2) {
-        const std::string& name = fields.elements[i].text;
-        const std::string& value = fields.elements[i + 1].text;
-        if (name == "from") from = value;
-        if (name == "req") req = value;
-        if (name == "p") payload = value;
-        if (name == "timeout") timeout = to_i64(value).value_or(0);
-      }
+      const std::string from(field(fields, "from"));
+      const std::string req(field(fields, "req"));
+      const std::int64_t timeout = to_i64(field(fields, "timeout")).value_or(0);
       const std::int64_t added_ms = to_i64(id.substr(0, id.find('-'))).value_or(0);
       if (from.empty() || req.empty() || now_ms > added_ms + timeout) {
         // Malformed, or its sender has stopped waiting (and told its user to send again):
@@ -748,9 +758,9 @@ struct RedisLog::State {
         send({"XACK", inbox_key, "owners", id});
         return;
       }
-      serve(std::move(payload), [this, from, req, id](std::string answer) {
-        send({"XADD", "visitd:{" + options.keyspace + "}:replies:" + from, "MAXLEN", "~", "1000",
-              "*", "req", req, "a", std::move(answer)});
+      serve(std::string(field(fields, "p")), [this, from, req, id](std::string answer) {
+        send({"XADD", replies_key_of(options.keyspace, from), "MAXLEN", "~", "1000", "*", "req",
+              req, "a", std::move(answer)});
         send({"XACK", inbox_key, "owners", id});
       });
     };
@@ -833,9 +843,7 @@ struct RedisLog::State {
       f.told = true;
     }
     // Back for the lease as it expires: a takeover waits for the lease, not for a read.
-    const auto longest = std::max<std::chrono::milliseconds>(
-        std::min<std::chrono::milliseconds>(options.lease_ttl / 3, options.command_timeout / 2),
-        std::chrono::milliseconds(10));
+    const auto longest = longest_block();
     const auto block = std::clamp<std::chrono::milliseconds>(
         std::chrono::milliseconds(left + 5), std::chrono::milliseconds(10), longest);
     const std::string block_ms = std::to_string(block.count());
@@ -891,9 +899,7 @@ struct RedisLog::State {
       // at most, as each write costs the server an fsync.
       if (std::chrono::steady_clock::now() - f.reported < std::chrono::seconds(1)) return false;
       f.reported = std::chrono::steady_clock::now();
-      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
+      const auto ms = unix_ms();
       run({"HSET", followers_key, options.daemon_id,
            std::to_string(f.cursor) + " " + std::to_string(ms)});
       return false;
@@ -1004,7 +1010,7 @@ void RedisLog::stop_following() {
   s.stop_following.store(true);
   if (s.follower.joinable()) s.follower.join();
   s.following.reset();  // its callbacks hold what the caller is about to destroy
-  if (s.server.joinable()) s.server.join();
+  if (s.inbox_reader.joinable()) s.inbox_reader.join();
   {
     const std::lock_guard lock(s.send_mutex);
     s.send_stop = true;
@@ -1039,8 +1045,8 @@ void RedisLog::forward(std::string payload,
 
 void RedisLog::serve_forwarded(std::function<void(std::string payload, Answer answer)> serve) {
   State& s = *state_;
-  if (s.server.joinable()) return;
-  s.server = std::thread([&s, serve = std::move(serve)] { s.serve_loop(serve); });
+  if (s.inbox_reader.joinable()) return;
+  s.inbox_reader = std::thread([&s, serve = std::move(serve)] { s.serve_loop(serve); });
 }
 
 std::string RedisLog::standby() const {
@@ -1267,9 +1273,7 @@ std::string redis_status(const RedisOptions& options) {
   // Standbys say where they are at each read; one silent for three leases is gone.
   const Reply followers = c.command({"HGETALL", k + "followers"});
   if (followers.kind == Reply::Kind::array) {
-    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
+    const auto now_ms = unix_ms();
     for (std::size_t i = 0; i + 1 < followers.elements.size(); i += 2) {
       const std::string& id = followers.elements[i].text;
       const std::string& value = followers.elements[i + 1].text;

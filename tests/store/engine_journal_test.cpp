@@ -141,7 +141,6 @@ TEST_CASE("A replica applying the records as they come, ticks included, keeps th
     });
   };
   std::size_t ticks = 0;
-  std::size_t checked = 0;
   for (const auto& [c, now] : day()) {
     // The owner's timer: deadlines that fell due before this command, and a tick to say so.
     Effects fx;
@@ -152,13 +151,11 @@ TEST_CASE("A replica applying the records as they come, ticks included, keeps th
       catch_up();
       // The replica saw the same deadlines fall due, before the next command came.
       REQUIRE(replica.canonical_dump() == owner.canonical_dump());
-      ++checked;
     }
     run(owner, *journal, c, now);
   }
   catch_up();
   CHECK(ticks > 0);
-  CHECK(checked == ticks);
   CHECK(replica.canonical_dump() == owner.canonical_dump());
 }
 

@@ -18,7 +18,7 @@ struct Options {
   std::string config;              ///< --config FILE
   unsigned carers = 100;
   unsigned first_carer = 1;  ///< carer ids are C0001 on from here (several loaders at once)
-  double rate = 0;  ///< events/s over all connections; 0: flat out
+  double rate = 0;           ///< events/s over all connections; 0: flat out
   unsigned inflight = 1;
   Duration duration = std::chrono::seconds(10);
   Duration warmup = std::chrono::seconds(2);
