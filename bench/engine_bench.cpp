@@ -12,7 +12,8 @@
 //
 // After the benchmarks a summary compares the figures with the targets. `engine_bench
 // --memory [visits]` measures memory alone in a fresh process, where resident set growth is
-// not blurred by what earlier benchmarks freed.
+// not blurred by what earlier benchmarks freed. `engine_bench --snapshot-hold [visits]`
+// measures what taking a snapshot holds the engine for: a copy, or a fork (see below).
 //
 // Everything is generated from fixed seeds: the same binary runs the same workload.
 
@@ -42,6 +43,8 @@
 #include "visitd/core/zone.hpp"
 #include "visitd/rota/engine.hpp"
 #include "visitd/rota/model.hpp"
+#include "visitd/store/engine_journal.hpp"
+#include "visitd/store/snapshot_child.hpp"
 
 namespace {
 
@@ -627,6 +630,88 @@ Totals::Memory measure_memory(std::size_t visits) {
   return m;
 }
 
+// ---------------------------------------------------------------------------------------
+// Snapshot hold: how long taking a snapshot holds the engine's thread, and what it costs
+// the events applied while the snapshot is serialized off that thread.
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+/// Applies `events` [from, to) to `engine`; returns the wall-clock seconds it took.
+double apply_range(Engine& engine, const std::vector<EventSpec>& events, const Rota& rota,
+                   std::size_t from, std::size_t to) {
+  Effects fx;
+  const auto start = std::chrono::steady_clock::now();
+  for (std::size_t i = from; i < to; ++i) {
+    fx.clear();
+    engine.apply(to_command(events[i], rota), events[i].received, fx);
+  }
+  return seconds_since(start);
+}
+
+/// Two identical engines after 90% of an N-visit day. On one: Engine::clone() (what the
+/// daemon's copy holds its strand for), then snapshot_bytes() of the copy (what runs off the
+/// strand), then the day's last 10% applied with nothing else running. On the other:
+/// store::SnapshotChild::start() (the fork), then the same 10% applied while the child
+/// serializes (every page the parent writes first is copied: the fork's cost to the events),
+/// then the child's bytes read. Then Engine::restore() of the copy's snapshot: the engine's
+/// part of a start-up. Wall-clock seconds; the child runs at SCHED_IDLE, on another core if
+/// there is one.
+int measure_snapshot_hold(std::size_t visits) {
+  const Rota rota = make_rota(visits, kBranches);
+  const std::vector<EventSpec> events = day_events(rota);
+  const config::Settings settings = agency(kBranches);
+  const std::size_t split = events.size() * 9 / 10;
+  std::printf("snapshot hold: %zu visits, %zu events applied, then %zu more measured\n", visits,
+              split, events.size() - split);
+  std::fflush(stdout);
+  std::vector<std::unique_ptr<Engine>> engines;
+  for (int i = 0; i < 2; ++i) {
+    engines.push_back(std::make_unique<Engine>(settings, local(kDay, 0h)));
+    import(*engines.back(), rota);
+    apply_range(*engines.back(), events, rota, 0, split);
+  }
+
+  auto start = std::chrono::steady_clock::now();
+  const std::unique_ptr<Engine> copy = engines[0]->clone();
+  const double clone_s = seconds_since(start);
+  start = std::chrono::steady_clock::now();
+  const std::size_t copy_bytes = store::snapshot_bytes(*copy).size();
+  const double serialize_s = seconds_since(start);
+  const std::string engine_bytes = copy->snapshot();
+  start = std::chrono::steady_clock::now();
+  const auto restored = Engine::restore(settings, engine_bytes);
+  const double restore_s = seconds_since(start);
+  if (!restored) {
+    std::printf("restore failed: %s\n", restored.error().message.c_str());
+    return 1;
+  }
+  const double alone_s = apply_range(*engines[0], events, rota, split, events.size());
+
+  start = std::chrono::steady_clock::now();
+  std::optional<store::SnapshotChild> child = store::SnapshotChild::start(*engines[1]);
+  const double fork_s = seconds_since(start);
+  if (!child) {
+    std::printf("fork failed: %s\n", std::strerror(errno));
+    return 1;
+  }
+  const double beside_s = apply_range(*engines[1], events, rota, split, events.size());
+  start = std::chrono::steady_clock::now();
+  const std::size_t child_bytes = child->finish().size();
+  const double finish_wait_s = seconds_since(start);
+
+  const double tail = double(events.size() - split);
+  std::printf(
+      "  clone() (held): %.1f ms; snapshot_bytes() of the copy: %.0f ms (%zu bytes)\n"
+      "  fork (held): %.1f ms; the child's bytes: %zu, read %.0f ms after the tail was applied\n"
+      "  the tail applied alone: %.0f ns/event; beside the forked child: %.0f ns/event (%.2fx)\n"
+      "  Engine::restore() of the snapshot (start-up's engine part, before the tail): %.0f ms\n",
+      clone_s * 1e3, serialize_s * 1e3, copy_bytes, fork_s * 1e3, child_bytes, finish_wait_s * 1e3,
+      alone_s / tail * 1e9, beside_s / tail * 1e9, beside_s / alone_s, restore_s * 1e3);
+  return child_bytes == copy_bytes ? 0 : 1;
+}
+
 // Not a timing: one measurement of what an engine holds for N visits, as resident set growth
 // and as malloc'd bytes (the latter is exact even when the process reuses freed memory).
 void BM_Memory(benchmark::State& state) {
@@ -736,6 +821,9 @@ int main(int argc, char** argv) {
     const std::size_t visits = argc >= 3 ? std::strtoull(argv[2], nullptr, 10) : 1'000'000;
     print_memory(measure_memory(visits));
     return 0;
+  }
+  if (argc >= 2 && std::string_view(argv[1]) == "--snapshot-hold") {
+    return measure_snapshot_hold(argc >= 3 ? std::strtoull(argv[2], nullptr, 10) : 1'000'000);
   }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

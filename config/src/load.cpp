@@ -450,13 +450,16 @@ class Reader {
 
   /// A size in bytes: an integer, or a string like "64KiB"; from 1 to `cap`.
   [[nodiscard]] std::optional<std::size_t> size(const toml::table& t, std::string_view path,
-                                                std::string_view key, std::size_t cap) const {
+                                                std::string_view key, std::size_t cap,
+                                                bool zero_ok = false) const {
     const toml::node* n = t.get(key);
     if (n == nullptr) return std::nullopt;
     const std::string full = join(path, key);
     std::optional<std::size_t> bytes;
     if (const auto* i = n->as_integer()) {
-      if (i->get() <= 0) fail(*n, full, "must be greater than 0");
+      if (i->get() < 0 || (i->get() == 0 && !zero_ok)) {
+        fail(*n, full, zero_ok ? "must not be negative" : "must be greater than 0");
+      }
       bytes = static_cast<std::size_t>(i->get());
     } else if (const auto* s = n->as_string()) {
       bytes = parse_size(s->get());
@@ -466,7 +469,7 @@ class Reader {
     } else {
       wrong_type(*n, full, kSizeFormat);
     }
-    if (*bytes == 0) fail(*n, full, "must be greater than 0");
+    if (*bytes == 0 && !zero_ok) fail(*n, full, "must be greater than 0");
     if (*bytes > cap) fail(*n, full, "must be at most " + format_size(cap));
     return bytes;
   }
@@ -533,7 +536,8 @@ class Reader {
     const std::string_view p = "store";
     check_keys(t, p,
                {"kind", "dir", "url", "keyspace", "allow_unsafe_fsync", "daemon_id", "lease_ttl",
-                "location_retention", "group_delay", "snapshot_every", "snapshot_interval"});
+                "location_retention", "group_delay", "snapshot_every", "snapshot_interval",
+                "snapshot_fork_above"});
     if (auto v = string(t, p, "kind")) {
       if (*v != "journal" && *v != "redis") {
         fail(*t.get("kind"), join(p, "kind"), R"(expected "journal" or "redis", got )" + quote(*v));
@@ -591,6 +595,9 @@ class Reader {
       out.snapshot_every = *v;
     }
     if (auto v = positive_duration(t, p, "snapshot_interval")) out.snapshot_interval = *v;
+    if (auto v = size(t, p, "snapshot_fork_above", std::size_t{1} << 40, true)) {
+      out.snapshot_fork_above = *v;
+    }
   }
 
   void read_auth(const toml::table& t, Auth& out) const {
@@ -1330,6 +1337,11 @@ std::string describe(const Settings& s) {
   w.duration("group_delay", std::chrono::duration_cast<Duration>(s.store.group_delay));
   w.value("snapshot_every", std::to_string(s.store.snapshot_every));
   w.duration("snapshot_interval", s.store.snapshot_interval);
+  // Written only when set: this text is also recorded in the journal (describe_tracking),
+  // which a visitd from before the key must still read.
+  if (s.store.snapshot_fork_above != Store{}.snapshot_fork_above) {
+    w.string("snapshot_fork_above", format_size(s.store.snapshot_fork_above));
+  }
 
   w.header("auth");
   if (!s.auth.secret_file.empty()) {

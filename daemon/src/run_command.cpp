@@ -301,7 +301,7 @@ int run_command(const std::vector<std::string_view>& args) {
                                                   std::random_device{}());
   auto host = std::make_shared<websocket::EngineHost>(io, settings, std::move(recovered.engine),
                                                       recovered.snapshot_seq, *journal, metrics,
-                                                      clock, pager);
+                                                      clock, pager, recovered.snapshot_bytes);
   websocket::Server server(io, settings, host, metrics, real_clock);
   try {
     server.start();

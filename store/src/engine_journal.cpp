@@ -52,6 +52,7 @@ Recovered recover(const config::Settings& settings, const Log& journal, TimePoin
     if (!engine) throw JournalError(where + " cannot be used: " + engine.error().message);
     out.engine = std::move(*engine);
     out.snapshot_seq = snap->seq;
+    out.snapshot_bytes = snap->bytes.size();
     out.settings_recorded = !parts.settings.empty();
   }
 

@@ -715,6 +715,7 @@ TEST_CASE("The daemon's server and store tuning keys load, with defaults when om
   CHECK(d.store.group_delay == std::chrono::milliseconds(1));
   CHECK(d.store.snapshot_every == 100'000);
   CHECK(d.store.snapshot_interval == 10min);
+  CHECK(d.store.snapshot_fork_above == 16U << 20);
 
   const Settings s = load_string(R"([server]
 max_body = "1MiB"
@@ -730,6 +731,7 @@ dashboard = "/srv/board"
 group_delay = "2ms"
 snapshot_every = 10
 snapshot_interval = "1m"
+snapshot_fork_above = "64MiB"
 )");
   CHECK(s.server.max_body == 1U << 20);
   CHECK(s.server.threads == 4);
@@ -743,6 +745,20 @@ snapshot_interval = "1m"
   CHECK(s.store.group_delay == std::chrono::milliseconds(2));
   CHECK(s.store.snapshot_every == 10);
   CHECK(s.store.snapshot_interval == 1min);
+  CHECK(s.store.snapshot_fork_above == 64U << 20);
+  CHECK(load_string("[store]\nsnapshot_fork_above = 0\n").store.snapshot_fork_above == 0);
+}
+
+TEST_CASE(
+    "snapshot_fork_above is described only when set: journals must stay readable by older "
+    "visitd") {
+  CHECK(describe(load_string("")).find("snapshot_fork_above") == std::string::npos);
+  CHECK(describe_tracking(load_string("")).find("snapshot_fork_above") == std::string::npos);
+  const Settings set = load_string("[store]\nsnapshot_fork_above = \"64MiB\"\n");
+  const std::string text = describe(set);
+  CHECK_THAT(text, Catch::Contains(R"(snapshot_fork_above = "64MiB")"));
+  CHECK(load_string(text).store.snapshot_fork_above == 64U << 20);
+  CHECK(describe_tracking(set).find("snapshot_fork_above") == std::string::npos);
 }
 
 TEST_CASE("The daemon's tuning keys refuse values that cannot work") {
@@ -756,6 +772,8 @@ TEST_CASE("The daemon's tuning keys refuse values that cannot work") {
       {"[store]\ngroup_delay = \"5s\"\n", "store.group_delay", "at most 1s"},
       {"[store]\nsnapshot_every = 0\n", "store.snapshot_every", "from 1"},
       {"[store]\nsnapshot_interval = \"0s\"\n", "store.snapshot_interval", "greater than 0s"},
+      {"[store]\nsnapshot_fork_above = -1\n", "store.snapshot_fork_above", "must not be negative"},
+      {"[store]\nsnapshot_fork_above = \"big\"\n", "store.snapshot_fork_above", "is not a size"},
   }));
   CAPTURE(text);
   const auto r = refusal(text);

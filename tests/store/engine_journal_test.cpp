@@ -4,6 +4,8 @@
 
 #include "visitd/store/engine_journal.hpp"
 
+#include <signal.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -12,6 +14,7 @@
 #include "../support/redis_server.hpp"
 #include "visitd/store/journal.hpp"
 #include "visitd/store/redis_log.hpp"
+#include "visitd/store/snapshot_child.hpp"
 
 using namespace std::chrono_literals;
 using namespace visitd;
@@ -187,6 +190,84 @@ TEST_CASE("Start-up from a snapshot plus the journal's tail equals never having 
   back.engine->advance(at("2026-11-23T13:00:00Z"), b);
   CHECK(a == b);
   CHECK(back.engine->canonical_dump() == live.canonical_dump());
+}
+
+TEST_CASE("A forked child serializes the engine as it was at the fork, whatever came after") {
+  const auto s = settings();
+  const auto commands = day();
+  Engine live(s, at("2026-11-23T00:00:00Z"));
+  Effects fx;
+  for (std::size_t i = 0; i < 4; ++i) live.apply(commands[i].first, commands[i].second, fx);
+  live.advance(commands[3].second, fx);
+  const std::string expected = store::snapshot_bytes(live);
+
+  auto child = store::SnapshotChild::start(live);
+  REQUIRE(child.has_value());
+  // The rest of the day goes on in this process while the child works from its own pages.
+  for (std::size_t i = 4; i < commands.size(); ++i) {
+    live.apply(commands[i].first, commands[i].second, fx);
+  }
+  REQUIRE(store::snapshot_bytes(live) != expected);
+  CHECK(child->finish() == expected);
+  CHECK_THROWS_WITH(child->finish(), Catch::Contains("called twice"));
+
+  // Those bytes restart to the engine of the fork, and the tail brings it to the end.
+  TempDir dir;
+  store::JournalOptions o;
+  o.dir = dir.path;
+  auto journal = store::Journal::open(o);
+  Engine replay(s, at("2026-11-23T00:00:00Z"));
+  for (std::size_t i = 0; i < commands.size(); ++i) {
+    run(replay, *journal, commands[i].first, commands[i].second);
+    if (i == 3) {
+      replay.advance(commands[3].second, fx);
+      journal->flush();
+      journal->write_snapshot(journal->last_seq(), expected);
+    }
+  }
+  journal->flush();
+  auto back = store::recover(s, *journal, at("2026-11-23T00:00:00Z"));
+  CHECK(back.snapshot_seq > 0);
+  CHECK(back.engine->canonical_dump() == live.canonical_dump());
+}
+
+TEST_CASE("A snapshot child is never left behind, and a killed one gives no snapshot") {
+  // Enough visits that the snapshot fills the pipe: the child cannot finish until it is read.
+  const auto s = settings();
+  std::vector<VisitPlan> plans;
+  for (int i = 0; i < 2000; ++i) {
+    VisitPlan p;
+    p.id = "V" + std::to_string(i);
+    p.client = ClientPlan{"CL" + std::to_string(i), "Client", {51.5, -0.14}, std::nullopt, ""};
+    p.carers = {"C" + std::to_string(i % 50)};
+    p.start = at("2026-11-23T09:00:00Z") + std::chrono::minutes(i % 600);
+    p.end = p.start + 30min;
+    plans.push_back(p);
+  }
+  Engine engine(s, at("2026-11-23T00:00:00Z"));
+  Effects fx;
+  const LocalDays date(std::chrono::sys_days(2026y / 11 / 23).time_since_epoch());
+  REQUIRE(engine.apply(ImportRota{"B1", date, plans, "office"}, at("2026-11-23T06:00:00Z"), fx)
+              .status == Status::accepted);
+  REQUIRE(store::snapshot_bytes(engine).size() > 128 * 1024);  // pipes hold 64 KiB
+
+  pid_t pid = 0;
+  {
+    auto child = store::SnapshotChild::start(engine);
+    REQUIRE(child.has_value());
+    pid = child->pid();
+  }  // not read: killed and reaped
+  const int gone = ::kill(pid, 0);
+  const int gone_errno = errno;
+  CHECK(gone == -1);  // no such process, not even a zombie
+  CHECK(gone_errno == ESRCH);
+
+  // Killed before it is read (it is blocked on the full pipe), a child gives an error, never
+  // part of a snapshot.
+  auto child = store::SnapshotChild::start(engine);
+  REQUIRE(child.has_value());
+  ::kill(child->pid(), SIGKILL);
+  CHECK_THROWS_WITH(child->finish(), Catch::Contains("killed by signal 9"));
 }
 
 TEST_CASE("Location pings are journaled as location records, other commands as commands") {

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <random>
 
+#include "visitd/store/engine_journal.hpp"
 #include "visitd/store/journal.hpp"
 
 using namespace std::chrono_literals;
@@ -59,6 +60,7 @@ struct Outcome {
   bool delivered = false;
   std::error_code delivery_error;
   std::uint64_t durable_when_delivered = 0;
+  std::string engine_dump;  ///< the engine's whole state right after the command was decided
 };
 
 struct Host {
@@ -74,7 +76,9 @@ struct Host {
   std::shared_ptr<EngineHost> host;
   bool closed = false;
 
-  explicit Host(std::function<int(int)> sync_hook = {}) {
+  explicit Host(std::function<int(int)> sync_hook = {},
+                const std::function<void(config::Settings&)>& tune = {}) {
+    if (tune) tune(settings);
     store::JournalOptions o;
     o.dir = dir.path;
     o.sync_hook = std::move(sync_hook);
@@ -96,17 +100,19 @@ struct Host {
   std::shared_ptr<Outcome> submit(rota::Command command) {
     auto out = std::make_shared<Outcome>();
     store::Journal* j = journal.get();
-    host->submit(std::move(command), nullptr,
-                 [out, j](const rota::Reply& reply, const rota::Engine&) -> EngineHost::Deliver {
-                   out->decided = true;
-                   out->status = reply.status;
-                   out->error = reply.error;
-                   return [out, j](std::error_code ec) {
-                     out->durable_when_delivered = j->durable_seq();
-                     out->delivery_error = ec;
-                     out->delivered = true;  // last: the test thread polls it
-                   };
-                 });
+    host->submit(
+        std::move(command), nullptr,
+        [out, j](const rota::Reply& reply, const rota::Engine& engine) -> EngineHost::Deliver {
+          out->decided = true;
+          out->engine_dump = engine.canonical_dump();
+          out->status = reply.status;
+          out->error = reply.error;
+          return [out, j](std::error_code ec) {
+            out->durable_when_delivered = j->durable_seq();
+            out->delivery_error = ec;
+            out->delivered = true;  // last: the test thread polls it
+          };
+        });
     return out;
   }
 
@@ -142,6 +148,77 @@ TEST_CASE("An accepted event is delivered only once its record is durable") {
   CHECK(again->status == rota::Status::duplicate);
   CHECK(h.journal->last_seq() == 2);  // the rota and the check-in; the resend added nothing
   CHECK(h.host->ready());
+}
+
+TEST_CASE("A snapshot taken by a forked child, or from a copy, restarts to the engine that ran") {
+  // 0: every snapshot forks; 1 TiB: every snapshot copies the engine on the strand.
+  const std::size_t fork_above = GENERATE(std::size_t{0}, std::size_t{1} << 40);
+  const bool forked = fork_above == 0;
+  CAPTURE(fork_above);
+  Host h({}, [&](config::Settings& s) {
+    s.store.snapshot_every = 3;
+    s.store.snapshot_fork_above = fork_above;
+  });
+  const rota::Fix home{{51.5, -0.14}, 10};
+  // Each at its device time (the host's clock follows): none is refused as from the future.
+  const auto at_time = [&](const char* t, rota::Command command) {
+    h.clock.set(at(t));
+    return h.submit(std::move(command));
+  };
+  std::vector<std::shared_ptr<Outcome>> outcomes{
+      h.submit(rota_of_one_visit()), h.submit(check_in("e1")),
+      at_time("2026-11-23T09:05:00Z",
+              rota::LocationPing{"p1", "C1", at("2026-11-23T09:05:00Z"), home})};
+  REQUIRE(h.run_until([&] { return outcomes.back()->delivered; }));
+  // The snapshot after the third record is written off the strand; the day goes on.
+  outcomes.push_back(at_time("2026-11-23T09:10:00Z",
+                             rota::LocationPing{"p2", "C1", at("2026-11-23T09:10:00Z"), home}));
+  outcomes.push_back(
+      at_time("2026-11-23T09:29:00Z", rota::CheckOut{"e2", "C1", "V1", at("2026-11-23T09:29:00Z"),
+                                                     home, rota::Method::gps, "", "all well"}));
+  REQUIRE(h.run_until([&] {
+    const auto snap = h.journal->latest_snapshot();
+    return outcomes.back()->delivered && snap && snap->seq == 3;
+  }));
+  for (const auto& o : outcomes) CHECK(o->status == rota::Status::accepted);
+
+  const auto back = store::recover(h.settings, *h.journal, at("2026-11-23T06:00:00Z"));
+  CHECK(back.snapshot_seq == 3);
+  CHECK(back.replayed == 2);
+  CHECK(back.engine->canonical_dump() == outcomes.back()->engine_dump);
+  CHECK(h.metrics.snapshots(forked).Value() == 1);
+  CHECK(h.metrics.snapshots(!forked).Value() == 0);
+}
+
+TEST_CASE("Snapshots are copied while the state is small, forked once it has grown") {
+  // 1 byte: the first snapshot (nothing known of the state's size yet) is a copy; it is
+  // bigger than that, so the next one forks.
+  Host h({}, [](config::Settings& s) {
+    s.store.snapshot_every = 2;
+    s.store.snapshot_fork_above = 1;
+  });
+  const auto snapshot_at = [&](std::uint64_t seq) {
+    return h.run_until([&] {
+      const auto snap = h.journal->latest_snapshot();
+      return snap && snap->seq == seq;
+    });
+  };
+  auto last = h.submit(rota_of_one_visit());
+  last = h.submit(check_in("e1"));
+  REQUIRE(h.run_until([&] { return last->delivered; }));
+  REQUIRE(snapshot_at(2));
+  CHECK(h.metrics.snapshots(false).Value() == 1);
+  h.clock.set(at("2026-11-23T09:05:00Z"));
+  last = h.submit(rota::LocationPing{"p1", "C1", at("2026-11-23T09:05:00Z"), {{51.5, -0.14}, 10}});
+  h.clock.set(at("2026-11-23T09:10:00Z"));
+  last = h.submit(rota::LocationPing{"p2", "C1", at("2026-11-23T09:10:00Z"), {{51.5, -0.14}, 10}});
+  REQUIRE(h.run_until([&] { return last->delivered; }));
+  REQUIRE(snapshot_at(4));
+  CHECK(h.metrics.snapshots(true).Value() == 1);
+  CHECK(h.metrics.snapshots(false).Value() == 1);
+  const auto back = store::recover(h.settings, *h.journal, at("2026-11-23T06:00:00Z"));
+  CHECK(back.snapshot_seq == 4);
+  CHECK(back.engine->canonical_dump() == last->engine_dump);
 }
 
 TEST_CASE("Closing keeps the io_context running until the journal is flushed and acks are out") {

@@ -117,11 +117,14 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                          .Help("Board connections closed because they read too slowly")
                          .Register(*registry_)
                          .Add({});
-  snapshots_ = &BuildCounter()
-                    .Name("visitd_snapshots_total")
-                    .Help("Engine snapshots written to the store")
-                    .Register(*registry_)
-                    .Add({});
+  auto& snapshots = BuildCounter()
+                        .Name("visitd_snapshots_total")
+                        .Help(
+                            "Engine snapshots written to the store, by how the state was taken: "
+                            "copy (the engine waited for a copy) or fork (for a fork)")
+                        .Register(*registry_);
+  snapshots_by_copy_ = &snapshots.Add({{"by", "copy"}});
+  snapshots_by_fork_ = &snapshots.Add({{"by", "fork"}});
   notifications_family_ = &BuildCounter()
                                .Name("visitd_notifications_total")
                                .Help(

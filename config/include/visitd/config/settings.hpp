@@ -195,6 +195,9 @@ struct Store {
   std::chrono::microseconds group_delay{1000};  ///< the journal's group commit window (ms steps)
   std::uint64_t snapshot_every = 100'000;       ///< a snapshot after this many records...
   Duration snapshot_interval = 10min;           ///< ... or this long after the last, if any came
+  /// Once the last snapshot was at least this big, the next is serialized by a forked child
+  /// (the engine waits for the fork) instead of from a copy (it waits for the copy); 0: always.
+  std::size_t snapshot_fork_above = std::size_t{16} << 20;
 
   bool operator==(const Store&) const = default;
 };

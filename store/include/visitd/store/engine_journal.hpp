@@ -18,6 +18,7 @@ namespace visitd::store {
 struct Recovered {
   std::unique_ptr<rota::Engine> engine;
   std::uint64_t snapshot_seq = 0;  ///< the snapshot started from; 0 when none
+  std::size_t snapshot_bytes = 0;  ///< its size: how big the state was then
   std::uint64_t replayed = 0;      ///< records replayed after it
   std::uint64_t last_seq = 0;      ///< the journal's last record
   /// Replayed records the engine refused. Each was accepted when written, so anything but 0

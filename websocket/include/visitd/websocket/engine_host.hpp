@@ -94,9 +94,12 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   /// newest snapshot covers. `journal`, `settings`, `metrics` and `clock` must outlive the host.
   /// `pager` delivers the notices alert transitions make; without one (tests of other
   /// things) notices are still decided and journaled, and owed until a daemon with one runs.
+  /// `snapshot_bytes`, the size of that snapshot, decides how the first snapshot is taken
+  /// (`[store] snapshot_fork_above`).
   EngineHost(boost::asio::io_context& io, const config::Settings& settings,
              std::unique_ptr<rota::Engine> engine, std::uint64_t snapshot_seq, store::Log& journal,
-             Metrics& metrics, const Clock& clock, std::shared_ptr<Pager> pager = nullptr);
+             Metrics& metrics, const Clock& clock, std::shared_ptr<Pager> pager = nullptr,
+             std::size_t snapshot_bytes = 0);
   ~EngineHost();
   EngineHost(const EngineHost&) = delete;
   EngineHost& operator=(const EngineHost&) = delete;
@@ -249,6 +252,7 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   boost::asio::steady_timer snapshot_timer_;
   std::uint64_t snapshot_seq_ = 0;  ///< the last snapshot's (or start-up's) journal seq
   bool snapshot_running_ = false;
+  std::size_t last_snapshot_bytes_ = 0;  ///< how big the engine's state was at the last snapshot
   TimePoint last_compaction_{};
   std::size_t boards_joining_ = 0;  ///< boards whose snapshot waits in pending_
   bool closing_ = false;

@@ -18,7 +18,7 @@
 //   visitd_store_unsafe_fsync               1 when Redis does not fsync every write
 //   visitd_engine_queue_depth               commands posted to the engine, not yet decided
 //   visitd_boards_dropped_total             boards closed because they read too slowly
-//   visitd_snapshots_total                  snapshots written
+//   visitd_snapshots_total{by}              snapshots written, by copy or fork
 //   visitd_notifications_total{receiver,result} notice deliveries: delivered, failed, refused
 //   visitd_notification_delivery_seconds    notice queued → taken by its receiver (histogram)
 //   visitd_notification_retries_total       failed attempts that will be retried
@@ -86,7 +86,10 @@ class Metrics {
   prometheus::Gauge& store_unsafe_fsync() { return *store_unsafe_fsync_; }
   prometheus::Gauge& engine_queue_depth() { return *queue_depth_; }
   prometheus::Counter& boards_dropped() { return *boards_dropped_; }
-  prometheus::Counter& snapshots() { return *snapshots_; }
+  /// By a forked child, or from a copy made on the engine's strand.
+  prometheus::Counter& snapshots(bool forked) {
+    return forked ? *snapshots_by_fork_ : *snapshots_by_copy_;
+  }
   void count_notification(const std::string& receiver, std::string_view result);
   void observe_delivery(double seconds) { delivery_latency_->Observe(seconds); }
   prometheus::Counter& notification_retries() { return *retries_; }
@@ -112,7 +115,8 @@ class Metrics {
   prometheus::Gauge* store_unsafe_fsync_ = nullptr;
   prometheus::Gauge* queue_depth_ = nullptr;
   prometheus::Counter* boards_dropped_ = nullptr;
-  prometheus::Counter* snapshots_ = nullptr;
+  prometheus::Counter* snapshots_by_copy_ = nullptr;
+  prometheus::Counter* snapshots_by_fork_ = nullptr;
   prometheus::Family<prometheus::Counter>* notifications_family_ = nullptr;
   prometheus::Histogram* delivery_latency_ = nullptr;
   prometheus::Counter* retries_ = nullptr;
