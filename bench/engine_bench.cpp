@@ -13,7 +13,8 @@
 // After the benchmarks a summary compares the figures with the targets. `engine_bench
 // --memory [visits]` measures memory alone in a fresh process, where resident set growth is
 // not blurred by what earlier benchmarks freed. `engine_bench --snapshot-hold [visits]`
-// measures what taking a snapshot holds the engine for: a copy, or a fork (see below).
+// measures what taking a snapshot holds the engine for: a copy, or a fork (see below);
+// `--write-snapshot FILE [visits]` then `--restore FILE` time a restore in a fresh process.
 //
 // Everything is generated from fixed seeds: the same binary runs the same workload.
 
@@ -30,6 +31,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <numbers>
@@ -712,6 +714,49 @@ int measure_snapshot_hold(std::size_t visits) {
   return child_bytes == copy_bytes ? 0 : 1;
 }
 
+/// `--write-snapshot FILE [visits]`: the snapshot the daemon would write after an N-visit
+/// day (settings and engine, taken after advance), to FILE: for --restore here and for
+/// journal_bench --startup N FILE.
+int write_day_snapshot(const char* path, std::size_t visits) {
+  const Rota rota = make_rota(visits, kBranches);
+  const std::vector<EventSpec> events = day_events(rota);
+  const config::Settings settings = agency(kBranches);  // the engine keeps a reference
+  auto engine = std::make_unique<Engine>(settings, local(kDay, 0h));
+  import(*engine, rota);
+  apply_range(*engine, events, rota, 0, events.size());
+  Effects fx;
+  engine->advance(events.back().received, fx);
+  const std::string bytes = store::snapshot_bytes(*engine);  // as the daemon writes it
+  std::FILE* f = std::fopen(path, "wb");
+  if (f == nullptr || std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size() ||
+      std::fclose(f) != 0) {
+    std::printf("cannot write %s: %s\n", path, std::strerror(errno));
+    return 1;
+  }
+  std::printf("%zu visits, %zu events: snapshot of %zu bytes in %s\n", visits, events.size(),
+              bytes.size(), path);
+  return 0;
+}
+
+/// `--restore FILE`: in this fresh process (as at a daemon's start), reads FILE and times
+/// store::restore_snapshot() of it (Engine::restore under the recorded settings): the
+/// engine's part of a start-up, before the journal's tail.
+int restore_snapshot(const char* path) {
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const Footprint before = footprint();
+  const auto start = std::chrono::steady_clock::now();
+  const auto restored = store::restore_snapshot(agency(kBranches), bytes, 1);
+  const double seconds = seconds_since(start);
+  std::printf("Engine::restore() of %zu bytes (%zu visits): %.0f ms, heap +%.0f MiB\n",
+              bytes.size(), restored.engine->visit_count(), seconds * 1e3,
+              (footprint().heap_bytes - before.heap_bytes) / kMiB);
+  return 0;
+}
+
 // Not a timing: one measurement of what an engine holds for N visits, as resident set growth
 // and as malloc'd bytes (the latter is exact even when the process reuses freed memory).
 void BM_Memory(benchmark::State& state) {
@@ -822,6 +867,10 @@ int main(int argc, char** argv) {
     print_memory(measure_memory(visits));
     return 0;
   }
+  if (argc >= 3 && std::string_view(argv[1]) == "--write-snapshot") {
+    return write_day_snapshot(argv[2], argc >= 4 ? std::strtoull(argv[3], nullptr, 10) : 1'000'000);
+  }
+  if (argc >= 3 && std::string_view(argv[1]) == "--restore") return restore_snapshot(argv[2]);
   if (argc >= 2 && std::string_view(argv[1]) == "--snapshot-hold") {
     return measure_snapshot_hold(argc >= 3 ? std::strtoull(argv[2], nullptr, 10) : 1'000'000);
   }

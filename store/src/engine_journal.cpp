@@ -41,19 +41,25 @@ std::shared_ptr<const config::Settings> read_settings(std::string_view text,
 
 }  // namespace
 
+RestoredSnapshot restore_snapshot(const config::Settings& settings, std::string_view bytes,
+                                  std::uint64_t seq) {
+  const SnapshotParts parts = split(bytes, seq);
+  const std::string where = "snapshot " + std::to_string(seq);
+  auto engine = parts.settings.empty()
+                    ? rota::Engine::restore(settings, parts.engine)
+                    : rota::Engine::restore(read_settings(parts.settings, where), parts.engine);
+  if (!engine) throw JournalError(where + " cannot be used: " + engine.error().message);
+  return {std::move(*engine), !parts.settings.empty()};
+}
+
 Recovered recover(const config::Settings& settings, const Log& journal, TimePoint origin) {
   Recovered out;
   if (auto snap = journal.latest_snapshot()) {
-    const SnapshotParts parts = split(snap->bytes, snap->seq);
-    const std::string where = "snapshot " + std::to_string(snap->seq);
-    auto engine = parts.settings.empty()
-                      ? rota::Engine::restore(settings, parts.engine)
-                      : rota::Engine::restore(read_settings(parts.settings, where), parts.engine);
-    if (!engine) throw JournalError(where + " cannot be used: " + engine.error().message);
-    out.engine = std::move(*engine);
+    auto restored = restore_snapshot(settings, snap->bytes, snap->seq);
+    out.engine = std::move(restored.engine);
     out.snapshot_seq = snap->seq;
     out.snapshot_bytes = snap->bytes.size();
-    out.settings_recorded = !parts.settings.empty();
+    out.settings_recorded = restored.settings_recorded;
   }
 
   rota::Effects effects;

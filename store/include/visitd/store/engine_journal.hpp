@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "visitd/alerts/notice.hpp"
@@ -29,6 +31,16 @@ struct Recovered {
   /// assumed). The engine's settings() are the ones in force at the end of the journal.
   bool settings_recorded = false;
 };
+
+struct RestoredSnapshot {
+  std::unique_ptr<rota::Engine> engine;
+  bool settings_recorded = false;  ///< the snapshot carried its settings (else `settings`)
+};
+
+/// The engine a snapshot's bytes (as snapshot_bytes() made them) hold, under the settings
+/// recorded in it, else `settings`. What recover() starts from. Throws JournalError.
+RestoredSnapshot restore_snapshot(const config::Settings& settings, std::string_view bytes,
+                                  std::uint64_t seq);
 
 /// Rebuilds the engine from `journal`: the newest snapshot, else an engine starting at the
 /// first record's time (at `origin` when the journal is empty), then the records after it.
