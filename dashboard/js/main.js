@@ -346,7 +346,7 @@ function renderCounters(c) {
     ['short', 'Short', c.short, 'shorter than planned'],
   ];
   clear($('counters')).append(...items.map(([key, term, value, hint]) => h('div', { class: `counter k-${key}` },
-    h('dt', {}, term), h('dd', {}, h('span', { class: 'value' }, String(value)), hint ? h('span', { class: 'hint' }, hint) : null))));
+    h('dt', {}, term), h('dd', {}, h('span', { class: 'value' }, String(value)), hint ? h('span', { class: 'hint', title: hint }, hint) : null))));
 }
 
 function setOptions(select, values, allLabel, label = (v) => v) {
@@ -395,8 +395,8 @@ $('report-open').addEventListener('click', () => {
 });
 window.addEventListener('resize', () => scheduleRender());
 
-// Every second: the clock and ages tick, the now-line moves, the banner counts down; at a
-// branch's midnight the board asks for the new day's snapshot.
+// Every second: the clock and ages tick, the now-line and open visits' bars move, the banner
+// counts down; at a branch's midnight the board asks for the new day's snapshot.
 setInterval(() => {
   if (!live) return;
   const now = state.now();
@@ -409,7 +409,8 @@ setInterval(() => {
     live.reconnectNow();
   }
 }, 1000);
-// In-progress bars grow with time: redraw now and then even when nothing arrives.
+// The timeline's span follows now (open visits' bars follow it each second, in moveNow):
+// redraw now and then even when nothing arrives.
 setInterval(() => { if (live?.live) scheduleRender(); }, 30000);
 
 // ---------------------------------------------------------------------------------------

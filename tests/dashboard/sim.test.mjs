@@ -191,6 +191,31 @@ test("the phones' check-ins show too, and the board agrees with the API on every
     return differ.length === 0;
   }, 5000, 300).catch((e) => { throw new Error(`${e.message}: ${differ.join('; ')}`); });
 
+  // A visit still open has a bar from its check-in to now, which follows the now-line each
+  // second (a demo minute), not only when the board is redrawn: the same bar grows.
+  await page.waitForSelector('.tl-actual.open', { timeout: 10000 });
+  await page.waitForFunction(() => {
+    const seen = (window.openBarSeen ??= {});
+    if (!seen.el?.isConnected) {
+      seen.el = document.querySelector('.tl-actual.open');
+      seen.width = seen.el?.getBoundingClientRect().width;
+      return false;
+    }
+    return seen.el.getBoundingClientRect().width >= seen.width + 2;
+  }, null, { timeout: 10000, polling: 250 });
+  // The now-label never sits on an hour label of the axis: the one it would cover is hidden.
+  const clash = await page.evaluate(() => {
+    const label = document.querySelector('.tl-now-label').getBoundingClientRect();
+    return [...document.querySelectorAll('.tl-tick')]
+      .filter((t) => t.textContent && getComputedStyle(t).color !== 'rgba(0, 0, 0, 0)')
+      .filter((t) => {
+        const r = t.getBoundingClientRect();
+        return r.right > label.left && r.left < label.right;
+      })
+      .map((t) => t.textContent);
+  });
+  assert.deepEqual(clash, [], 'hour labels under the now-label');
+
   sim.proc.kill('SIGINT'); // Ctrl-C: the phones close their sockets, the totals are printed
   assert.equal(await sim.exited, 0, sim.output);
   const result = sim.output.match(/^RESULT .*$/m)?.[0] ?? '';
