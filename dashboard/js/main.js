@@ -13,7 +13,9 @@ import { VisitDetail } from './detail.js';
 import { ReportPanel } from './report.js';
 import { renderChart } from './chart.js';
 import { h, icon, clear, announce } from './dom.js';
-import { longDay, isoDate, startOfDay, localHour, clock } from './time.js';
+import {
+  longDay, isoDate, startOfDay, localHour, clock, boardClock,
+} from './time.js';
 import {
   setBranches, knownBranchIds, branchZone, branchLabel, boardZone, zoneNote,
 } from './branches.js';
@@ -61,6 +63,7 @@ function showSignIn(message) {
   $('sign-out').hidden = true;
   $('report-open').hidden = true;
   $('banner').hidden = true;
+  $('board-clock').hidden = true;
   $('signin').hidden = false;
   const err = $('signin-error');
   err.textContent = message ?? '';
@@ -278,16 +281,41 @@ function knownBranches() {
   return [...set].sort();
 }
 
+/** The branches the board shows: the branch filter's, else every branch of the sign-in. */
+function shownBranches() {
+  return filters.branch ? [filters.branch] : knownBranches();
+}
+
+/**
+ * The header's clock, each second: the board's time (the demo clock's, when visitd runs
+ * one) in the zone of the header's day, tagged "demo ×60" when it is not the time of day.
+ * Nothing until the first snapshot has said which clock visitd runs on and the branches'
+ * zones are known.
+ */
+function renderClock(now) {
+  if (state.snapshotAt === null || branchesLoading) return;
+  const { time, tag } = boardClock(now, state.clockRate, boardZone(shownBranches()).zone);
+  const el = $('clock-time');
+  if (el.textContent !== time) el.textContent = time;
+  el.dateTime = new Date(now).toISOString();
+  const demo = $('clock-demo');
+  demo.textContent = tag;
+  demo.title = tag ? `visitd runs on a demo clock, ${state.clockRate} times as fast as real time` : '';
+  demo.hidden = !tag;
+  $('board-clock').hidden = false;
+}
+
 function render() {
   const now = state.now();
   const day = [...state.visits.values()];
   const visible = day.filter((v) => visitMatches(v, filters));
   const branchDay = day.filter((v) => !filters.branch || v.branch === filters.branch);
-  // The day, the axis and the now-line in the zone of the branches shown.
-  const shown = filters.branch ? [filters.branch] : knownBranches();
+  // The day, the clock, the axis and the now-line in the zone of the branches shown.
+  const shown = shownBranches();
   const { zone } = boardZone(shown);
 
   $('day-label').textContent = longDay(now, zone);
+  renderClock(now);
   const note = zoneNote(shown);
   $('zone-label').textContent = note;
   $('zone-label').hidden = !note;
@@ -318,7 +346,7 @@ function renderCounters(c) {
     ['short', 'Short', c.short, 'shorter than planned'],
   ];
   clear($('counters')).append(...items.map(([key, term, value, hint]) => h('div', { class: `counter k-${key}` },
-    h('dt', {}, term), h('dd', {}, h('span', { class: 'value' }, String(value)), hint ? h('span', { class: 'hint' }, hint) : null))));
+    h('dt', {}, term), h('dd', {}, h('span', { class: 'value' }, String(value)), hint ? h('span', { class: 'hint', title: hint }, hint) : null))));
 }
 
 function setOptions(select, values, allLabel, label = (v) => v) {
@@ -367,11 +395,12 @@ $('report-open').addEventListener('click', () => {
 });
 window.addEventListener('resize', () => scheduleRender());
 
-// Every second: ages tick, the now-line moves, the banner counts down; at a branch's
-// midnight the board asks for the new day's snapshot.
+// Every second: the clock and ages tick, the now-line and open visits' bars move, the banner
+// counts down; at a branch's midnight the board asks for the new day's snapshot.
 setInterval(() => {
   if (!live) return;
   const now = state.now();
+  renderClock(now);
   alertPanel.tick(now);
   timeline.moveNow(now);
   updateBanner();
@@ -380,7 +409,8 @@ setInterval(() => {
     live.reconnectNow();
   }
 }, 1000);
-// In-progress bars grow with time: redraw now and then even when nothing arrives.
+// The timeline's span follows now (open visits' bars follow it each second, in moveNow):
+// redraw now and then even when nothing arrives.
 setInterval(() => { if (live?.live) scheduleRender(); }, 30000);
 
 // ---------------------------------------------------------------------------------------

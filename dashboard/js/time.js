@@ -33,6 +33,19 @@ export function clockSeconds(t, zone) {
   return missing(t) ? '—' : format('hms', HMS, zone).format(toDate(t));
 }
 
+/**
+ * The header's clock: the board's time in the zone and, on a demo clock (a snapshot's
+ * `clock_rate` other than 1), a tag saying so, so that nobody takes the demo's 10:40 for the
+ * time of day. Seconds only while they can be read: on a fast demo clock they would blur.
+ */
+export function boardClock(t, rate = 1, zone) {
+  const demo = Number.isFinite(rate) && rate > 0 && rate !== 1;
+  return {
+    time: demo && rate >= 10 ? clock(t, zone) : clockSeconds(t, zone),
+    tag: demo ? `demo ×${Number(rate.toPrecision(3))}` : '',
+  };
+}
+
 export function longDay(t, zone) {
   return format('day', DAY_LONG, zone).format(toDate(t));
 }

@@ -94,6 +94,8 @@ export class Timeline {
     this.scroller = null;
     this.nowLine = null;
     this.nowLabel = null;
+    this.ticks = []; // [{el, t}]: the axis's hour labels, some hidden under the now-label
+    this.openBars = []; // [{el, from}]: bars of visits still open, which end at now
     this.scrolledOnce = false;
     this.pressedAt = null;
     container.addEventListener('pointerdown', () => { this.pressedAt = performance.now(); });
@@ -142,13 +144,17 @@ export class Timeline {
     const ticks = h('div', { class: 'tl-ticks', style: { width: `${width}px` } });
     const hourPx = this.pxPerMin * 60;
     const labelEvery = hourPx < 40 ? 3 : hourPx < 70 ? 2 : 1;
+    this.ticks = [];
     for (let t = this.range.t0, i = 0; t <= this.range.t1; t += HOUR, i++) {
-      ticks.append(h('span', { class: `tl-tick${i % labelEvery ? ' minor' : ''}`, style: { left: `${this.x(t)}px` } },
-        i % labelEvery ? '' : clock(t, zone)));
+      const el = h('span', { class: `tl-tick${i % labelEvery ? ' minor' : ''}`, style: { left: `${this.x(t)}px` } },
+        i % labelEvery ? '' : clock(t, zone));
+      ticks.append(el);
+      if (!(i % labelEvery)) this.ticks.push({ el, t });
     }
     head.append(ticks);
 
     const body = h('div', { class: 'tl-body' });
+    this.openBars = [];
     const rows = carerRows(visits);
     rows.forEach((row, i) => body.append(this.row(row, width, `tl-carer-${i}`)));
     if (!rows.length) body.append(h('p', { class: 'empty tl-empty' }, emptyText));
@@ -223,11 +229,13 @@ export class Timeline {
       const b = co ? Date.parse(co.at) : null;
       const open = !co && ['in_progress', 'overrunning', 'no_checkout'].includes(v.state);
       const endT = b ?? (open ? Math.max(a, this.nowForBars ?? a) : a);
-      out.push(h('div', {
+      const bar = h('div', {
         class: `tl-actual st-${v.state}${open ? ' open' : ''}`,
-        style: { left: `${this.x(a)}px`, width: `${Math.max(2, this.x(endT) - this.x(a))}px`, top: `${top + LANE_PX - 9}px` },
+        style: { left: `${this.x(a)}px`, width: `${this.barWidth(a, endT)}px`, top: `${top + LANE_PX - 9}px` },
         'aria-hidden': 'true',
-      }));
+      });
+      out.push(bar);
+      if (open) this.openBars.push({ el: bar, from: a });
       out.push(h('div', { class: 'tl-mark in', style: { left: `${this.x(a)}px`, top: `${top}px` }, title: `${carer} checked in ${clock(ci.at, zone)}`, 'aria-hidden': 'true' }));
       if (co) out.push(h('div', { class: 'tl-mark out', style: { left: `${this.x(b)}px`, top: `${top + LANE_PX - 10}px` }, title: `${carer} checked out ${clock(co.at, zone)}`, 'aria-hidden': 'true' }));
     } else if (v.eta && (v.state === 'scheduled' || v.state === 'late' || v.state === 'missed')) {
@@ -239,6 +247,11 @@ export class Timeline {
     return out;
   }
 
+  barWidth(from, to) {
+    return Math.max(2, this.x(to) - this.x(from));
+  }
+
+  /** Each second: the now-line, and the bars of the visits still open, which end at it. */
   moveNow(now) {
     if (!this.nowLine || !this.range) return;
     this.nowForBars = now;
@@ -246,6 +259,21 @@ export class Timeline {
     this.nowLine.hidden = !inside;
     this.nowLine.style.left = `${NAME_COL_PX + this.x(now)}px`;
     this.nowLabel.textContent = `Now ${clock(now, this.zone)}`;
+    for (const { el, from } of this.openBars) el.style.width = `${this.barWidth(from, Math.max(from, now))}px`;
+    this.uncoverAxis(now, inside);
+  }
+
+  /**
+   * The now-label sits on the axis: an hour label it would half cover is hidden instead (the
+   * label says the time itself), and shown again once the line has moved on.
+   */
+  uncoverAxis(now, inside) {
+    const half = inside ? this.nowLabel.offsetWidth / 2 + 4 : 0;
+    const nowX = this.x(now);
+    for (const { el, t } of this.ticks) {
+      const x = this.x(t);
+      el.classList.toggle('under-now', inside && x < nowX + half && x + el.offsetWidth > nowX - half);
+    }
   }
 
   scrollToNow(now) {

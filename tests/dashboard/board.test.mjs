@@ -112,6 +112,19 @@ test('the board loads with the token from the fragment and shows the snapshot', 
   assert.match(await page.locator('.tl-visit[data-visit="V-EARLY"]').getAttribute('aria-label'), /Missed/);
   assert.match(await page.locator('#counters').innerText(), /On time[\s\S]*Late[\s\S]*Missed[\s\S]*In progress[\s\S]*Completed[\s\S]*Short/);
   assert.equal(await page.locator('.counter.k-missed .value').innerText(), '2'); // V-EARLY, V-DONE
+  // Each counter's hint is read whole at a laptop's 1366 px (it wraps rather than being cut).
+  const cut = await page.locator('.counter .hint').evaluateAll((els) => els
+    .filter((e) => e.scrollHeight > e.clientHeight || e.scrollWidth > e.clientWidth)
+    .map((e) => e.textContent));
+  assert.deepEqual(cut, [], 'counter hints cut off');
+  // The header's clock is the time of day in the branches' zone, to the second: no demo tag.
+  const header = await page.locator('#clock-time').innerText();
+  assert.match(header, /^\d\d:\d\d:\d\d$/);
+  const wall = (t) => new Intl.DateTimeFormat('en-GB', { timeZone: zone, hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' }).format(t);
+  const secs = (hms) => hms.split(':').reduce((acc, n) => acc * 60 + Number(n), 0);
+  const apart = Math.abs(secs(header) - secs(wall(Date.now())));
+  assert.ok(Math.min(apart, 86400 - apart) <= 3, `the header says ${header} at ${wall(Date.now())}`);
+  assert.equal(await page.locator('#clock-demo').isVisible(), false, 'a demo tag on a daemon with no demo clock');
   // V-EARLY's alert was already open: it is in the panel from the snapshot.
   await page.locator('#alerts li', { hasText: 'Visit V-EARLY' }).waitFor();
   await shot('01-loaded');

@@ -106,10 +106,36 @@ export function rotaCsv(rows) {
   return [cols.join(','), ...rows.map((r) => cols.map((c) => field(c === 'carers' ? r.carers.join(';') : c === 'start' || c === 'end' ? rfc3339(r[c]) : r[c])).join(','))].join('\r\n') + '\r\n';
 }
 
+/**
+ * A config of the repository (config/visitd.demo.toml, say) made fit to run here: the same
+ * text but for the keys given, per section ({server: {listen: ...}, store: {dir: ...}}),
+ * which replace the file's own or are added under the section's header.
+ */
+export function adaptConfig(text, changes) {
+  for (const name of Object.keys(changes)) {
+    if (!text.match(new RegExp(`^\\s*\\[${name}\\]`, 'm'))) throw new Error(`the config has no [${name}] section`);
+  }
+  let section = null;
+  const out = [];
+  for (const line of text.split('\n')) {
+    const head = line.match(/^\s*\[\[?([A-Za-z_.]+)\]\]?\s*(#.*)?$/);
+    if (head) {
+      section = head[1];
+      out.push(line, ...Object.entries(changes[section] ?? {}).map(([k, v]) => `${k} = ${JSON.stringify(v)}`));
+      continue;
+    }
+    const key = line.match(/^\s*([A-Za-z_]+)\s*=/)?.[1];
+    if (!(key && changes[section] && key in changes[section])) out.push(line);
+  }
+  return out.join('\n');
+}
+
 export class Daemon {
   /**
    * options: thresholds (TOML lines for [thresholds]), branches [{id, name, timezone}],
-   * clock {start, rate}: a demo clock (docs/operations.md, `[clock]`).
+   * clock {start, rate}: a demo clock (docs/operations.md, `[clock]`). Or fromConfig: a
+   * config file to run as it is, but for where it listens, its journal and the dashboard
+   * (this run's: a free port, the temp directory, this checkout's).
    */
   constructor(options = {}) {
     this.binary = visitdBinary();
@@ -125,11 +151,18 @@ export class Daemon {
   }
 
   writeConfig() {
+    this.config = path.join(this.dir, 'visitd.toml');
+    if (this.options.fromConfig) {
+      fs.writeFileSync(this.config, adaptConfig(fs.readFileSync(this.options.fromConfig, 'utf8'), {
+        server: { listen: `127.0.0.1:${this.port}`, allowed_origins: [this.origin], dashboard: DASHBOARD },
+        store: { dir: path.join(this.dir, 'data') },
+      }));
+      return;
+    }
     const branches = (this.options.branches ?? [{ id: 'B1', name: 'North', timezone: 'Europe/London' }])
       .map((b) => `[[branches]]\nid = "${b.id}"\nname = "${b.name ?? b.id}"\ntimezone = "${b.timezone}"\n`).join('\n');
     const c = this.options.clock;
     const clock = c ? `\n[clock]\nstart = ${JSON.stringify(c.start)}\nrate = ${c.rate}\n` : '';
-    this.config = path.join(this.dir, 'visitd.toml');
     fs.writeFileSync(this.config, `[server]
 listen = "127.0.0.1:${this.port}"
 allowed_origins = ["${this.origin}"]

@@ -9,7 +9,7 @@ import {
   latenessByHour, formatAge, parseCarerList, tokenClaims, UNASSIGNED, pagedBy,
 } from '../../dashboard/js/model.js';
 import {
-  clock, clockSeconds, isoDate, startOfDay, startOfHour, localHour,
+  clock, clockSeconds, isoDate, startOfDay, startOfHour, localHour, boardClock,
 } from '../../dashboard/js/time.js';
 import {
   setBranches, branchZone, branchLabel, boardZone, zoneNote,
@@ -125,6 +125,20 @@ test('a demo clock: the board\'s time runs from server_time at clock_rate', () =
   assert.equal(s.now(received + 15000), Date.parse('2026-12-02T07:15:00Z'), '15 real seconds are 15 demo minutes');
   s.applySnapshot({ server_time: '2026-12-02T09:00:00Z', visits: [], alerts: [] }, received);
   assert.equal(s.clockRate, 1, 'a snapshot without clock_rate runs at real time again');
+});
+
+test('the header clock: the time in the zone, tagged when it is a demo clock', () => {
+  const t = Date.parse('2026-12-02T10:18:42Z');
+  assert.deepEqual(boardClock(t, 1, 'Europe/London'), { time: '10:18:42', tag: '' });
+  assert.deepEqual(boardClock(t, undefined, 'Asia/Kolkata'), { time: '15:48:42', tag: '' });
+  // 60 demo seconds a real second: the seconds would be a blur, so minutes only.
+  assert.deepEqual(boardClock(t, 60, 'Europe/London'), { time: '10:18', tag: 'demo ×60' });
+  assert.deepEqual(boardClock(t, 2.5, 'Europe/London'), { time: '10:18:42', tag: 'demo ×2.5' });
+  assert.deepEqual(boardClock(t, 0.5, 'America/New_York'), { time: '05:18:42', tag: 'demo ×0.5' });
+  assert.equal(boardClock(t, 1 / 3, 'Europe/London').tag, 'demo ×0.333');
+  // A rate that is no rate (the snapshot's rule) is real time.
+  assert.equal(boardClock(t, 0, 'Europe/London').tag, '');
+  assert.equal(boardClock(t, NaN, 'Europe/London').tag, '');
 });
 
 test('small formats: ages, carer lists, token claims', () => {

@@ -104,6 +104,15 @@ test('the board loads the simulated day', async () => {
   // The no-show the test watches: the first one that is not yet due to turn late.
   const clock = daemon.demoClock();
   assert.equal(clock.rate, RATE);
+
+  // The header says the time is a demo clock's, and gives it: the demo time now, in the branch's zone.
+  const tag = page.locator('#clock-demo');
+  assert.ok(await tag.isVisible(), 'no demo tag in the header');
+  assert.equal(await tag.innerText(), `demo ×${RATE}`);
+  const header = await page.locator('#clock-time').innerText();
+  assert.match(header, /^\d\d:\d\d$/);
+  const demoNow = hhmm(clock.start + (Date.now() - clock.real) * clock.rate);
+  assert.ok(Math.abs(minutesOf(header) - minutesOf(demoNow)) <= 2, `the header says ${header} at demo time ${demoNow}`);
   const lateAt = (v) => Date.parse(v.start) + LATE_AFTER_MIN * MIN;
   target = json.visits
     .filter((v) => noShows.includes(v.id) && clock.realAt(lateAt(v)) > Date.now() + 2000)
@@ -123,7 +132,11 @@ test('a visit the simulator makes late turns late on the board within seconds, a
   const seen = await (await page.waitForFunction((id) => {
     const block = document.querySelector(`.tl-visit[data-visit="${CSS.escape(id)}"]`);
     if (block?.dataset.state !== 'late') return null;
-    return { at: Date.now(), now: document.querySelector('.tl-now-label')?.textContent ?? '' };
+    return {
+      at: Date.now(),
+      now: document.querySelector('.tl-now-label')?.textContent ?? '',
+      header: document.querySelector('#clock-time')?.textContent ?? '',
+    };
   }, target.id, { timeout: wait, polling: 'raf' })).jsonValue();
   const afterDue = seen.at - dueReal;
   assert.ok(afterDue > -1000, `shown late ${-afterDue} ms before the visit was due to be late`);
@@ -132,6 +145,8 @@ test('a visit the simulator makes late turns late on the board within seconds, a
   const shownNow = minutesOf(seen.now.replace(/^Now /, ''));
   const dueMin = minutesOf(hhmm(due));
   assert.ok(shownNow >= dueMin - 1 && shownNow <= dueMin + 4, `the board said "${seen.now}" when ${target.id} (due late at ${hhmm(due)}) turned late`);
+  const headerNow = minutesOf(seen.header);
+  assert.ok(headerNow >= dueMin - 1 && headerNow <= dueMin + 4, `the header said "${seen.header}" when ${target.id} (due late at ${hhmm(due)}) turned late`);
   const block = page.locator(`.tl-visit[data-visit="${target.id}"]`).first();
   assert.match(await block.getAttribute('aria-label'), /Late/);
   assert.equal(await block.locator('.tl-state').innerText(), 'Late');
@@ -175,6 +190,31 @@ test("the phones' check-ins show too, and the board agrees with the API on every
     differ = json.visits.filter((v) => shown.get(v.id) !== v.state).map((v) => `${v.id} board ${shown.get(v.id)}, API ${v.state}`);
     return differ.length === 0;
   }, 5000, 300).catch((e) => { throw new Error(`${e.message}: ${differ.join('; ')}`); });
+
+  // A visit still open has a bar from its check-in to now, which follows the now-line each
+  // second (a demo minute), not only when the board is redrawn: the same bar grows.
+  await page.waitForSelector('.tl-actual.open', { timeout: 10000 });
+  await page.waitForFunction(() => {
+    const seen = (window.openBarSeen ??= {});
+    if (!seen.el?.isConnected) {
+      seen.el = document.querySelector('.tl-actual.open');
+      seen.width = seen.el?.getBoundingClientRect().width;
+      return false;
+    }
+    return seen.el.getBoundingClientRect().width >= seen.width + 2;
+  }, null, { timeout: 10000, polling: 250 });
+  // The now-label never sits on an hour label of the axis: the one it would cover is hidden.
+  const clash = await page.evaluate(() => {
+    const label = document.querySelector('.tl-now-label').getBoundingClientRect();
+    return [...document.querySelectorAll('.tl-tick')]
+      .filter((t) => t.textContent && getComputedStyle(t).color !== 'rgba(0, 0, 0, 0)')
+      .filter((t) => {
+        const r = t.getBoundingClientRect();
+        return r.right > label.left && r.left < label.right;
+      })
+      .map((t) => t.textContent);
+  });
+  assert.deepEqual(clash, [], 'hour labels under the now-label');
 
   sim.proc.kill('SIGINT'); // Ctrl-C: the phones close their sockets, the totals are printed
   assert.equal(await sim.exited, 0, sim.output);
