@@ -186,7 +186,8 @@ TEST_CASE("A snapshot taken by a forked child, or from a copy, restarts to the e
   CHECK(back.snapshot_seq == 3);
   CHECK(back.replayed == 2);
   CHECK(back.engine->canonical_dump() == outcomes.back()->engine_dump);
-  CHECK(h.metrics.snapshots(forked).Value() == 1);
+  // Counted just after the file is in place.
+  CHECK(h.run_until([&] { return h.metrics.snapshots(forked).Value() == 1; }));
   CHECK(h.metrics.snapshots(!forked).Value() == 0);
 }
 
@@ -207,14 +208,14 @@ TEST_CASE("Snapshots are copied while the state is small, forked once it has gro
   last = h.submit(check_in("e1"));
   REQUIRE(h.run_until([&] { return last->delivered; }));
   REQUIRE(snapshot_at(2));
-  CHECK(h.metrics.snapshots(false).Value() == 1);
+  CHECK(h.run_until([&] { return h.metrics.snapshots(false).Value() == 1; }));
   h.clock.set(at("2026-11-23T09:05:00Z"));
   last = h.submit(rota::LocationPing{"p1", "C1", at("2026-11-23T09:05:00Z"), {{51.5, -0.14}, 10}});
   h.clock.set(at("2026-11-23T09:10:00Z"));
   last = h.submit(rota::LocationPing{"p2", "C1", at("2026-11-23T09:10:00Z"), {{51.5, -0.14}, 10}});
   REQUIRE(h.run_until([&] { return last->delivered; }));
   REQUIRE(snapshot_at(4));
-  CHECK(h.metrics.snapshots(true).Value() == 1);
+  CHECK(h.run_until([&] { return h.metrics.snapshots(true).Value() == 1; }));
   CHECK(h.metrics.snapshots(false).Value() == 1);
   const auto back = store::recover(h.settings, *h.journal, at("2026-11-23T06:00:00Z"));
   CHECK(back.snapshot_seq == 4);
