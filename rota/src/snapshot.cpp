@@ -3,6 +3,7 @@
 // snapshot cannot contradict itself.
 
 #include <algorithm>
+#include <tuple>
 
 #include "fix_coding.hpp"
 #include "visitd/core/binary.hpp"
@@ -180,11 +181,16 @@ std::string Engine::snapshot() const {
     }
   }
 
-  // Decisions in key order, so equal states give equal bytes.
+  // Decisions in the order of the slots restore() will put them in (then by key, so equal
+  // states give equal bytes): it then fills its table front to back. In key order each
+  // insert was a cache miss, a third of restoring a 1,000,000-visit day.
   std::vector<std::pair<EventKey, Decision>> decided;
   decided_.for_each([&](const EventKey& k, const Decision& d) { decided.emplace_back(k, d); });
-  std::sort(decided.begin(), decided.end(), [](const auto& x, const auto& y) {
-    return std::tie(x.first.hi, x.first.lo) < std::tie(y.first.hi, y.first.lo);
+  using Table = decltype(decided_);
+  const std::size_t capacity = Table::capacity_for(decided.size());
+  std::sort(decided.begin(), decided.end(), [capacity](const auto& x, const auto& y) {
+    return std::tuple(Table::home_slot(x.first, capacity), x.first.hi, x.first.lo) <
+           std::tuple(Table::home_slot(y.first, capacity), y.first.hi, y.first.lo);
   });
   w.varint(decided.size());
   for (const auto& [k, d] : decided) {

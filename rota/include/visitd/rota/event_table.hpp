@@ -82,6 +82,19 @@ class EventTable {
     while (n * 8 > slots_.size() * 7) grow();
   }
 
+  /// The slot count an empty table reserve(n)s: to fill a table with n entries in
+  /// ascending home_slot(key, capacity_for(n)) order is to write it front to back.
+  static std::size_t capacity_for(std::size_t n) {
+    std::size_t capacity = 1024;
+    while (n * 8 > capacity * 7) capacity *= 2;
+    return capacity;
+  }
+  /// Where `key` starts its probe in a table of `capacity` slots.
+  static std::size_t home_slot(Key key, std::size_t capacity) {
+    const Key k = normal(key);
+    return std::size_t(k.lo ^ (k.hi >> 7)) & (capacity - 1);
+  }
+
  private:
   struct Slot {
     Key key;
@@ -92,6 +105,7 @@ class EventTable {
   static Key normal(Key k) { return k == Key{} ? Key{0, 1} : k; }
   static bool empty(const Slot& s) { return s.key == Key{}; }
   std::size_t home(const Key& k) const { return std::size_t(k.lo ^ (k.hi >> 7)) & mask_; }
+  // grow() doubles from 1024 as capacity_for() does.
 
   void grow() {
     std::vector<Slot> old = std::move(slots_);
