@@ -129,6 +129,8 @@ function start(token) {
     onAlert,
     onStatus: setConn,
     onRefused: (message) => {
+      live?.stop();
+      live = null;
       auth.forget();
       showSignIn(`visitd refused the token: ${message}`);
     },
@@ -293,14 +295,15 @@ function shownBranches() {
  * zones are known.
  */
 function renderClock(now) {
-  if (state.snapshotAt === null || branchesLoading) return;
+  // Not on the sign-in screen: a refused or signed-out board keeps its last snapshot.
+  if (state.snapshotAt === null || branchesLoading || $('board').hidden) return;
   const { time, tag } = boardClock(now, state.clockRate, boardZone(shownBranches()).zone);
   const el = $('clock-time');
   if (el.textContent !== time) el.textContent = time;
   el.dateTime = new Date(now).toISOString();
   const demo = $('clock-demo');
   demo.textContent = tag;
-  demo.title = tag ? `visitd runs on a demo clock, ${state.clockRate} times as fast as real time` : '';
+  demo.title = tag ? `visitd runs on a demo clock, ${+state.clockRate.toFixed(2)} times as fast as real time` : '';
   demo.hidden = !tag;
   $('board-clock').hidden = false;
 }

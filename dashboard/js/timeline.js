@@ -95,7 +95,7 @@ export class Timeline {
     this.nowLine = null;
     this.nowLabel = null;
     this.ticks = []; // [{el, t}]: the axis's hour labels, some hidden under the now-label
-    this.openBars = []; // [{el, from}]: bars of visits still open, which end at now
+    this.openBars = []; // [{el, from, width}]: bars of visits still open, which end at now
     this.scrolledOnce = false;
     this.pressedAt = null;
     container.addEventListener('pointerdown', () => { this.pressedAt = performance.now(); });
@@ -145,6 +145,7 @@ export class Timeline {
     const hourPx = this.pxPerMin * 60;
     const labelEvery = hourPx < 40 ? 3 : hourPx < 70 ? 2 : 1;
     this.ticks = [];
+    this.labelHalf = undefined; // measured again for the new axis
     for (let t = this.range.t0, i = 0; t <= this.range.t1; t += HOUR, i++) {
       const el = h('span', { class: `tl-tick${i % labelEvery ? ' minor' : ''}`, style: { left: `${this.x(t)}px` } },
         i % labelEvery ? '' : clock(t, zone));
@@ -259,7 +260,15 @@ export class Timeline {
     this.nowLine.hidden = !inside;
     this.nowLine.style.left = `${NAME_COL_PX + this.x(now)}px`;
     this.nowLabel.textContent = `Now ${clock(now, this.zone)}`;
-    for (const { el, from } of this.openBars) el.style.width = `${this.barWidth(from, Math.max(from, now))}px`;
+    // Written only when the whole-pixel width changes, and never past the timeline's end.
+    const end = Math.min(now, this.range.t1);
+    for (const bar of this.openBars) {
+      const width = `${Math.round(this.barWidth(bar.from, Math.max(bar.from, end)))}px`;
+      if (bar.width !== width) {
+        bar.el.style.width = width;
+        bar.width = width;
+      }
+    }
     this.uncoverAxis(now, inside);
   }
 
@@ -268,11 +277,16 @@ export class Timeline {
    * label says the time itself), and shown again once the line has moved on.
    */
   uncoverAxis(now, inside) {
-    const half = inside ? this.nowLabel.offsetWidth / 2 + 4 : 0;
+    // Widths are read once per render, not each second: reading them after the bars' widths
+    // were written forced a layout of the whole timeline every second.
+    // (A hidden element measures 0: measured again until it shows.)
+    if (inside && !this.labelHalf) this.labelHalf = this.nowLabel.offsetWidth ? this.nowLabel.offsetWidth / 2 + 4 : 0;
+    const half = inside ? this.labelHalf : 0;
     const nowX = this.x(now);
-    for (const { el, t } of this.ticks) {
-      const x = this.x(t);
-      el.classList.toggle('under-now', inside && x < nowX + half && x + el.offsetWidth > nowX - half);
+    for (const tick of this.ticks) {
+      if (!tick.width) tick.width = tick.el.offsetWidth;
+      const x = this.x(tick.t);
+      tick.el.classList.toggle('under-now', inside && x < nowX + half && x + tick.width > nowX - half);
     }
   }
 
