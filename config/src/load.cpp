@@ -448,7 +448,7 @@ class Reader {
     return v;
   }
 
-  /// A size in bytes: an integer, or a string like "64KiB"; from 1 to `cap`.
+  /// A size in bytes: an integer, or a string like "64KiB"; from 1 (0 if `zero_ok`) to `cap`.
   [[nodiscard]] std::optional<std::size_t> size(const toml::table& t, std::string_view path,
                                                 std::string_view key, std::size_t cap,
                                                 bool zero_ok = false) const {

@@ -3,10 +3,13 @@
 
 #include "visitd/rota/event_table.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <random>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace {
 struct Key {
@@ -63,4 +66,32 @@ TEST_CASE("The all-zero key is stored like any other") {
   CHECK_FALSE(table.insert(Key{}, 6));
   CHECK(table.erase(Key{}));
   CHECK(table.find(Key{}) == nullptr);
+}
+
+TEST_CASE(
+    "capacity_for(n) is what reserve(n) gives an empty table, so snapshots can be ordered "
+    "by the slots a restore fills") {
+  using Table = visitd::rota::EventTable<Key, int>;
+  for (const std::size_t n : {std::size_t{1}, std::size_t{896}, std::size_t{897},
+                              std::size_t{5'000}, std::size_t{100'000}}) {
+    CAPTURE(n);
+    Table table;
+    table.reserve(n);
+    const std::size_t capacity = Table::capacity_for(n);
+    // A slot is a key and a value, as a pair lays them out.
+    CHECK(table.memory_bytes() == capacity * sizeof(std::pair<Key, int>));
+    // Filling n keys in home-slot order never grows the reserved table.
+    std::mt19937_64 rng(n);
+    std::vector<Key> keys(n);
+    for (auto& k : keys) k = Key{rng(), rng()};
+    keys[0] = Key{};  // the all-zero key, stored as {0, 1}: its slot is that key's
+    std::sort(keys.begin(), keys.end(), [&](const Key& a, const Key& b) {
+      return Table::home_slot(a, capacity) < Table::home_slot(b, capacity);
+    });
+    const std::size_t reserved = table.memory_bytes();
+    for (const Key& k : keys) CHECK(table.insert(k, 1));
+    CHECK(table.memory_bytes() == reserved);
+    CHECK(table.size() == n);
+    CHECK(Table::home_slot(Key{}, capacity) == Table::home_slot(Key{0, 1}, capacity));
+  }
 }
