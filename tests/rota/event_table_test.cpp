@@ -95,3 +95,60 @@ TEST_CASE(
     CHECK(Table::home_slot(Key{}, capacity) == Table::home_slot(Key{0, 1}, capacity));
   }
 }
+
+TEST_CASE(
+    "While the table grows, entries are found, erased and counted in both arrays, and a copy "
+    "made meanwhile is the same table") {
+  const std::uint64_t seed = [] {
+    const char* env = std::getenv("VISITD_SEED");
+    return env ? std::strtoull(env, nullptr, 10) : 11ULL;
+  }();
+  INFO("seed " << seed << " (set VISITD_SEED to replay)");
+  std::mt19937_64 rng(seed);
+  using Table = visitd::rota::EventTable<Key, std::uint32_t>;
+  Table table;
+  std::unordered_map<std::uint64_t, std::uint32_t> reference;
+  auto key_of = [](std::uint64_t n) { return Key{n * 0x9e3779b97f4a7c15ULL, n * 31 + 7}; };
+  std::uint64_t next = 0;
+  std::size_t copies = 0;
+  // Mostly inserts of new keys, so that the table doubles again and again (1024 to 256K
+  // slots) with erases and lookups of old and new keys in between.
+  for (int step = 0; step < 300'000; ++step) {
+    const auto op = rng() % 10;
+    if (op < 6) {
+      const std::uint64_t n = next++;
+      const auto v = std::uint32_t(rng());
+      reference.emplace(n, v);
+      REQUIRE(table.insert(key_of(n), v));
+    } else if (op < 8 && next > 0) {
+      const std::uint64_t n = rng() % next;
+      REQUIRE(table.erase(key_of(n)) == (reference.erase(n) == 1));
+    } else if (next > 0) {
+      const std::uint64_t n = rng() % next;
+      const auto* found = table.find(key_of(n));
+      const auto it = reference.find(n);
+      REQUIRE((found != nullptr) == (it != reference.end()));
+      if (found) REQUIRE(*found == it->second);
+      if (it != reference.end()) REQUIRE_FALSE(table.insert(key_of(n), 0));  // a duplicate
+    }
+    REQUIRE(table.size() == reference.size());
+    if (step % 20'011 == 0) {
+      // A copy (Engine::clone copies this table) taken whenever: it holds the same entries.
+      const Table copy = table;
+      std::size_t seen = 0;
+      copy.for_each([&](const Key& k, std::uint32_t v) {
+        ++seen;
+        const std::uint64_t n = (k.lo - 7) / 31;
+        REQUIRE(reference.count(n) == 1);
+        REQUIRE(reference.at(n) == v);
+      });
+      REQUIRE(seen == reference.size());
+      ++copies;
+    }
+  }
+  CHECK(copies == 15);
+  CHECK(table.memory_bytes() >= reference.size() * 8 / 7 * sizeof(std::pair<Key, std::uint32_t>));
+  std::size_t seen = 0;
+  table.for_each([&](const Key&, std::uint32_t) { ++seen; });
+  CHECK(seen == reference.size());
+}
