@@ -42,14 +42,11 @@ rota::Reply refusal(ErrorCode code, std::string message) {
 
 std::string to_text(std::uint64_t n) { return std::to_string(n); }
 
-/// Puts the calling thread in SCHED_IDLE, once: the background thread (snapshots, compaction,
-/// the close flush) then runs only on time the event path leaves free. On a daemon pinned to
-/// one core, serializing a snapshot at normal priority took half the core for a few hundred ms
+/// Puts the calling thread in SCHED_IDLE: the background thread (snapshots, compaction, the
+/// close flush) then runs only on time the event path leaves free. On a daemon pinned to one
+/// core, serializing a snapshot at normal priority took half the core for a few hundred ms
 /// and every ack waited behind it.
 void run_at_idle_priority() {
-  thread_local bool lowered = false;
-  if (lowered) return;
-  lowered = true;
   sched_param param{};
   if (const int err = pthread_setschedparam(pthread_self(), SCHED_IDLE, &param); err != 0) {
     log::warn("background_priority", {{"error", std::strerror(err)}});
@@ -162,6 +159,7 @@ EngineHost::EngineHost(net::io_context& io, const config::Settings& settings,
       last_compaction_(clock.now()) {
   for (rota::AlertIndex a = 0; a < engine_->alert_count(); ++a) track_alert(a);
   metrics_.durable_seq().Set(double(journal_.durable_seq()));
+  net::post(background_, run_at_idle_priority);  // its one thread, before any job
 }
 
 EngineHost::~EngineHost() { background_.join(); }
@@ -290,7 +288,6 @@ void EngineHost::in_background(std::function<void()> job, std::function<void()> 
   net::post(background_,
             [self = shared_from_this(), work = net::make_work_guard(strand_.get_inner_executor()),
              job = std::move(job), then = std::move(then)]() mutable {
-              run_at_idle_priority();
               job();
               job = nullptr;
               // The last reference to the host must not be dropped here: its destructor joins this
