@@ -14,7 +14,8 @@
 // --memory [visits]` measures memory alone in a fresh process, where resident set growth is
 // not blurred by what earlier benchmarks freed. `engine_bench --snapshot-hold [visits]`
 // measures what taking a snapshot holds the engine for: a copy, or a fork (see below);
-// `--write-snapshot FILE [visits]` then `--restore FILE` time a restore in a fresh process.
+// `--write-snapshot FILE [visits]` then `--restore FILE` time a restore in a fresh process;
+// `--table-growth [inserts]` the longest single insert into the decided-event table.
 //
 // Everything is generated from fixed seeds: the same binary runs the same workload.
 
@@ -36,6 +37,7 @@
 #include <memory>
 #include <numbers>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +46,7 @@
 #include "visitd/core/time.hpp"
 #include "visitd/core/zone.hpp"
 #include "visitd/rota/engine.hpp"
+#include "visitd/rota/event_table.hpp"
 #include "visitd/rota/model.hpp"
 #include "visitd/store/engine_journal.hpp"
 #include "visitd/store/snapshot_child.hpp"
@@ -720,6 +723,34 @@ int measure_snapshot_hold(std::size_t visits) {
   return 0;
 }
 
+/// `--table-growth [inserts]`: random keys inserted into the decided-event table one by one;
+/// prints the longest single insert (a doubling that moves every entry at once would show
+/// here as the engine's stall) and the total.
+int measure_table_growth(std::size_t inserts) {
+  EventTable<EventKey, std::uint64_t> table;
+  std::mt19937_64 rng(kSeed);
+  double worst_ms = 0;
+  std::size_t worst_at = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (std::size_t i = 0; i < inserts; ++i) {
+    const EventKey key{rng(), rng()};
+    const auto before = std::chrono::steady_clock::now();
+    table.insert(key, i);
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - before)
+            .count();
+    if (ms > worst_ms) {
+      worst_ms = ms;
+      worst_at = i;
+    }
+  }
+  std::printf(
+      "%zu inserts into the decided-event table: %.0f ms in all, longest single insert "
+      "%.2f ms (the %zu-th)\n",
+      inserts, seconds_since(start) * 1e3, worst_ms, worst_at + 1);
+  return 0;
+}
+
 /// `--write-snapshot FILE [visits]`: the snapshot the daemon would write after an N-visit
 /// day (settings and engine, taken after advance), to FILE: for --restore here and for
 /// journal_bench --startup N FILE.
@@ -890,6 +921,9 @@ int main(int argc, char** argv) {
     return write_day_snapshot(argv[2], argc >= 4 ? std::strtoull(argv[3], nullptr, 10) : 1'000'000);
   }
   if (argc >= 3 && std::string_view(argv[1]) == "--restore") return restore_snapshot(argv[2]);
+  if (argc >= 2 && std::string_view(argv[1]) == "--table-growth") {
+    return measure_table_growth(argc >= 3 ? std::strtoull(argv[2], nullptr, 10) : 4'000'000);
+  }
   if (argc >= 2 && std::string_view(argv[1]) == "--snapshot-hold") {
     return measure_snapshot_hold(argc >= 3 ? std::strtoull(argv[2], nullptr, 10) : 1'000'000);
   }
