@@ -3,6 +3,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#if defined(VISITD_JEMALLOC)
+#include <jemalloc/jemalloc.h>
+#endif
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -57,6 +61,22 @@ Logs go to stderr, one line per event of interest; the first says where it liste
 )";
 
 namespace {
+
+/// The malloc this binary runs on, for the start-up line (the build chooses it:
+/// VISITD_ALLOCATOR).
+std::string allocator_name() {
+#if defined(VISITD_JEMALLOC)
+  const char* version = nullptr;
+  std::size_t size = sizeof(version);
+  if (mallctl("version", static_cast<void*>(&version), &size, nullptr, 0) == 0 &&
+      version != nullptr) {
+    return std::string("jemalloc ") + version;
+  }
+  return "jemalloc";
+#else
+  return "system";
+#endif
+}
 
 struct RunOptions {
   std::string config;
@@ -333,7 +353,8 @@ int run_command(const std::vector<std::string_view>& args) {
   log::info("listening",
             {{"addr", endpoint.address().to_string() + ":" + std::to_string(endpoint.port())},
              {"threads", text(settings.server.threads)},
-             {"journal_seq", text(journal->last_seq())}});
+             {"journal_seq", text(journal->last_seq())},
+             {"allocator", allocator_name()}});
 
   net::steady_timer drain_timer(io);
   const auto stop_started = std::make_shared<std::chrono::steady_clock::time_point>();
