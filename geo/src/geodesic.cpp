@@ -3,6 +3,7 @@
 #include <GeographicLib/Geodesic.hpp>
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 namespace visitd::geo {
 namespace {
@@ -38,7 +39,7 @@ double distance_m(LatLon a, LatLon b) {
 }
 
 FenceCheck check_geofence(LatLon centre, double radius_m, LatLon fix, double accuracy_m) {
-  const double distance = distance_m(centre, fix);
+  const double distance = near_distance_m(centre, fix);
   // Phones report -1 (or nothing) when they have no estimate; that claims no uncertainty.
   const double accuracy = std::isfinite(accuracy_m) && accuracy_m > 0 ? accuracy_m : 0.0;
   if (distance - accuracy > radius_m) return {Fence::outside, distance};
@@ -73,6 +74,28 @@ constexpr double kRadiansPerDegree = 3.14159265358979323846 / 180;
 // about a degree apart (~100 km), away from the poles and the antimeridian.
 constexpr double kLocalDegrees = 1.0;
 constexpr double kLocalLatitude = 80.0;
+// Where it is within a millimetre of the geodesic (tests/geo/geodesic_test.cpp): ~2 km.
+constexpr double kNearDegrees = 0.02;
+
+/// The flat-earth distance from a to b with the meridional and prime vertical radii of
+/// curvature at their mean latitude, when they are at most `degrees` apart in latitude and
+/// in longitude and within kLocalLatitude of the equator; else nothing (also for NaN).
+std::optional<double> local_distance_m(LatLon a, LatLon b, double degrees) {
+  const double dlat = b.lat - a.lat;
+  const double dlon = b.lon - a.lon;
+  const double mean = (a.lat + b.lat) / 2;
+  if (!(std::fabs(dlat) <= degrees && std::fabs(dlon) <= degrees &&
+        std::fabs(mean) <= kLocalLatitude)) {
+    return std::nullopt;
+  }
+  const double s = std::sin(mean * kRadiansPerDegree);
+  const double w2 = 1 - kE2 * s * s;
+  const double n = kA / std::sqrt(w2);
+  const double m = n * (1 - kE2) / w2;
+  const double north = m * dlat * kRadiansPerDegree;
+  const double east = n * std::cos(mean * kRadiansPerDegree) * dlon * kRadiansPerDegree;
+  return std::sqrt(north * north + east * east);
+}
 
 }  // namespace
 
@@ -81,21 +104,14 @@ Duration travel_time(LatLon a, LatLon b, const TravelModel& model) {
 }
 
 Duration travel_time_local(LatLon a, LatLon b, const TravelModel& model) {
-  const double dlat = b.lat - a.lat;
-  const double dlon = b.lon - a.lon;
-  const double mean = (a.lat + b.lat) / 2;
-  if (!(std::fabs(dlat) <= kLocalDegrees && std::fabs(dlon) <= kLocalDegrees &&
-        std::fabs(mean) <= kLocalLatitude)) {
-    return travel_time(a, b, model);  // far, near a pole, or not a position
-  }
-  // Meridional (M) and prime vertical (N) radii of curvature at the mean latitude.
-  const double s = std::sin(mean * kRadiansPerDegree);
-  const double w2 = 1 - kE2 * s * s;
-  const double n = kA / std::sqrt(w2);
-  const double m = n * (1 - kE2) / w2;
-  const double north = m * dlat * kRadiansPerDegree;
-  const double east = n * std::cos(mean * kRadiansPerDegree) * dlon * kRadiansPerDegree;
-  return travel_for(std::sqrt(north * north + east * east), model);
+  const auto local = local_distance_m(a, b, kLocalDegrees);
+  // Far, near a pole, or not a position: the geodesic.
+  return travel_for(local ? *local : distance_m(a, b), model);
+}
+
+double near_distance_m(LatLon a, LatLon b) {
+  const auto local = local_distance_m(a, b, kNearDegrees);
+  return local ? *local : distance_m(a, b);
 }
 
 }  // namespace visitd::geo

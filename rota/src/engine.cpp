@@ -434,7 +434,7 @@ Reply Engine::on(const CheckOut& c, Effects& fx) {
   CheckRecord rec{carer, c.event_id, std::max(at, in->at), c.at, now_, c.fix, -1, c.method, c.note};
   if (c.fix) {
     const Client& client = clients_[v.client];
-    rec.distance_m = geo::distance_m(client.location, c.fix->position);
+    rec.distance_m = geo::near_distance_m(client.location, c.fix->position);
   }
   v.check_outs.push_back(std::move(rec));
   v.flags |= flags;

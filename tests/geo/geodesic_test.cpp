@@ -6,12 +6,14 @@
 #include <cmath>
 #include <limits>
 #include <numbers>
+#include <random>
 
 using visitd::Duration;
 using visitd::geo::check_geofence;
 using visitd::geo::distance_m;
 using visitd::geo::Fence;
 using visitd::geo::LatLon;
+using visitd::geo::near_distance_m;
 using visitd::geo::travel_time;
 using visitd::geo::TravelModel;
 using visitd::geo::valid;
@@ -272,16 +274,18 @@ TEST_CASE("A fix is inside, outside or uncertain against a client's geofence", "
     const auto check = check_geofence(kClientHouse, radius_m, offset(kClientHouse, 900, 0), 500);
     CHECK(check.fence == Fence::outside);
   }
-  SECTION("the reported distance is the geodesic distance to the fix's centre") {
+  SECTION(
+      "the reported distance is near_distance_m to the fix's centre, the geodesic's to the mm") {
     const LatLon fix = offset(kClientHouse, 70, -20);
-    CHECK(check_geofence(kClientHouse, radius_m, fix, 35).distance_m ==
-          distance_m(kClientHouse, fix));
+    const double reported = check_geofence(kClientHouse, radius_m, fix, 35).distance_m;
+    CHECK(reported == near_distance_m(kClientHouse, fix));
+    CHECK(reported == Approx(distance_m(kClientHouse, fix)).margin(0.001));
   }
 }
 
 TEST_CASE("A fix exactly on a geofence boundary", "[geo][fence]") {
   const LatLon fix = offset(kClientHouse, 40, 30);
-  const double d = distance_m(kClientHouse, fix);
+  const double d = near_distance_m(kClientHouse, fix);
 
   SECTION("counts as inside when the far edge of its accuracy circle touches the fence") {
     CHECK(check_geofence(kClientHouse, d + 15, fix, 15).fence == Fence::inside);
@@ -295,6 +299,46 @@ TEST_CASE("A fix exactly on a geofence boundary", "[geo][fence]") {
   }
   SECTION("a fix at the client's door is inside a zero radius") {
     CHECK(check_geofence(kClientHouse, 0, kClientHouse, 0).fence == Fence::inside);
+  }
+}
+
+TEST_CASE("Within 2 km of a client the geofence's distance is within a millimetre of the geodesic",
+          "[geo][fence]") {
+  // Seeded: a failure prints the seed and the pair, and replays.
+  const std::uint64_t seed = GENERATE(1, 2, 3);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> lat(-80.0, 80.0);
+  std::uniform_real_distribution<double> lon(-180.0, 180.0);
+  std::uniform_real_distribution<double> near(-0.02, 0.02);
+  double worst = 0;
+  for (int i = 0; i < 20'000; ++i) {
+    const LatLon a{lat(rng), lon(rng)};
+    const LatLon b{std::clamp(a.lat + near(rng), -90.0, 90.0), a.lon + near(rng)};
+    if (b.lon > 180 || b.lon < -180) continue;  // across the antimeridian: not "near" by degrees
+    const double error = std::abs(near_distance_m(a, b) - distance_m(a, b));
+    if (error > 0.001) {
+      CAPTURE(seed, a.lat, a.lon, b.lat, b.lon, error);
+      FAIL("the local distance is more than a millimetre off the geodesic");
+    }
+    worst = std::max(worst, error);
+  }
+  CAPTURE(seed, worst);
+  CHECK(worst < 0.001);
+}
+
+TEST_CASE(
+    "Further from a client, near a pole or across the antimeridian, the geofence's "
+    "distance is the geodesic",
+    "[geo][fence]") {
+  const LatLon london{51.5, -0.14};
+  for (const auto& [a, b] : std::array<std::pair<LatLon, LatLon>, 4>{{
+           {london, {51.53, -0.14}},             // 3.3 km north
+           {{85.0, 10.0}, {85.001, 10.001}},     // within 0.02 degrees, but polar
+           {{10.0, 179.999}, {10.0, -179.999}},  // 220 m apart, 360 degrees of longitude
+           {london, {-33.87, 151.21}},           // London to Sydney
+       }}) {
+    CAPTURE(a.lat, a.lon, b.lat, b.lon);
+    CHECK(near_distance_m(a, b) == distance_m(a, b));
   }
 }
 

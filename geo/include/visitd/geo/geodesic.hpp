@@ -32,8 +32,16 @@ struct FenceCheck {
   double distance_m;  ///< from the client's location to the fix's centre
 };
 
+/// The distance the geofence uses: distance_m() in a fraction of the time where a phone's fix
+/// is near the client (at most 0.02 degrees apart in latitude and in longitude, about 2 km,
+/// and within 80 degrees of the equator): there the local flat-earth distance (WGS84's radii
+/// of curvature at the mean latitude) is within a millimetre of the geodesic. Elsewhere it is
+/// distance_m() itself.
+double near_distance_m(LatLon a, LatLon b);
+
 /// Decides whether a fix with a reported accuracy (metres, 68% radius as phones report it;
-/// negative or non-finite is treated as 0) lies within `radius_m` of `centre`.
+/// negative or non-finite is treated as 0) lies within `radius_m` of `centre`, by
+/// near_distance_m().
 FenceCheck check_geofence(LatLon centre, double radius_m, LatLon fix, double accuracy_m);
 
 /// How travel between two points is estimated: geodesic distance x road_factor at speed.
