@@ -222,6 +222,34 @@ TEST_CASE("Snapshots are copied while the state is small, forked once it has gro
   CHECK(back.engine->canonical_dump() == last->engine_dump);
 }
 
+TEST_CASE("A snapshot copied into the last snapshot's copy restarts to the engine that ran") {
+  // Copies only. The first snapshot clones the engine; its copy comes back from the
+  // background thread once it is written, and the later ones are copied into that copy's
+  // memory (Engine::copy_from), over an older state.
+  Host h({}, [](config::Settings& s) {
+    s.store.snapshot_every = 2;
+    s.store.snapshot_fork_above = std::size_t{1} << 40;
+  });
+  const rota::Fix home{{51.5, -0.14}, 10};
+  auto last = h.submit(rota_of_one_visit());
+  last = h.submit(check_in("e1"));
+  REQUIRE(h.run_until([&] { return last->delivered; }));
+  // A ping a minute until three snapshots have been written (one may be skipped while the
+  // one before it is still being written).
+  for (int minute = 1; h.metrics.snapshots(false).Value() < 3; ++minute) {
+    REQUIRE(minute < 60);
+    const std::string t =
+        "2026-11-23T09:" + std::string(minute < 10 ? "0" : "") + std::to_string(minute) + ":00Z";
+    h.clock.set(at(t.c_str()));
+    last = h.submit(rota::LocationPing{"p" + std::to_string(minute), "C1", at(t.c_str()), home});
+    REQUIRE(h.run_until([&] { return last->delivered; }));
+  }
+  CHECK(h.metrics.snapshots(true).Value() == 0);
+  const auto back = store::recover(h.settings, *h.journal, at("2026-11-23T06:00:00Z"));
+  CHECK(back.snapshot_seq >= 6);
+  CHECK(back.engine->canonical_dump() == last->engine_dump);
+}
+
 TEST_CASE("Closing keeps the io_context running until the journal is flushed and acks are out") {
   // The daemon's io.run() returns when nothing is left to do, and then the journal goes:
   // the close's flush, on the host's own thread, must count as something to do.
