@@ -693,18 +693,6 @@ int measure_snapshot_hold(std::size_t visits) {
     return 1;
   }
   const double alone_s = apply_range(*engines[0], events, rota, split, events.size());
-  // The daemon's next copy goes into the last one's memory (Engine::copy_from), now 10% of a
-  // day behind.
-  start = std::chrono::steady_clock::now();
-  copy->copy_from(*engines[0]);
-  const double again_s = seconds_since(start);
-  start = std::chrono::steady_clock::now();
-  const std::unique_ptr<Engine> fresh = engines[0]->clone();
-  const double fresh_s = seconds_since(start);
-  if (store::snapshot_bytes(*copy) != store::snapshot_bytes(*fresh)) {
-    std::printf("copy_from() made another state than clone()\n");
-    return 1;
-  }
 
   start = std::chrono::steady_clock::now();
   std::optional<store::SnapshotChild> child = store::SnapshotChild::start(*engines[1]);
@@ -723,12 +711,10 @@ int measure_snapshot_hold(std::size_t visits) {
       "  clone() (held): %.1f ms; snapshot_bytes() of the copy: %.0f ms (%zu bytes)\n"
       "  fork (held): %.1f ms; the child's bytes: %zu, read %.0f ms after the tail was applied\n"
       "  the tail applied alone: %.0f ns/event; beside the forked child: %.0f ns/event (%.2fx)\n"
-      "  Engine::restore() of the snapshot (start-up's engine part, before the tail): %.0f ms\n"
-      "  after the tail, copy_from() into the first copy (held): %.1f ms; a new clone(): %.1f ms"
-      " (the same state)\n",
+      "  Engine::restore() of the snapshot (start-up's engine part, before the tail): %.0f ms\n",
       clone_s * 1e3, serialize_s * 1e3, copy_bytes.size(), fork_s * 1e3, child_bytes.size(),
       finish_wait_s * 1e3, alone_s / tail * 1e9, beside_s / tail * 1e9, beside_s / alone_s,
-      restore_s * 1e3, again_s * 1e3, fresh_s * 1e3);
+      restore_s * 1e3);
   if (child_bytes != copy_bytes) {
     std::printf("the child's snapshot differs from the copy's\n");
     return 1;

@@ -976,26 +976,15 @@ void EngineHost::maybe_snapshot(bool timer) {
   // a fork once copying it would hold every event up for longer than an ack should wait.
   const auto hold_start = std::chrono::steady_clock::now();
   std::shared_ptr<store::SnapshotChild> child;
-  // The copy goes to the background thread and, while snapshots stay copies, comes back as
-  // spare_ for the next one (through the box: the job runs there, the completion here).
-  // A fork leaves the spare unused: the job frees it there, off the strand, if the state is
-  // now too big to keep twice.
-  auto copy = std::make_shared<std::unique_ptr<rota::Engine>>(std::move(spare_));
-  const std::size_t fork_above = settings_.store.snapshot_fork_above;
-  if (last_snapshot_bytes_ >= fork_above) {
+  std::shared_ptr<const rota::Engine> copy;
+  if (last_snapshot_bytes_ >= settings_.store.snapshot_fork_above) {
     if (auto started = store::SnapshotChild::start(*engine_)) {
       child = std::make_shared<store::SnapshotChild>(std::move(*started));
     } else {
       log::warn("snapshot_fork_failed", {{"error", std::strerror(errno)}, {"instead", "copy"}});
     }
   }
-  if (!child) {
-    if (*copy) {
-      (*copy)->copy_from(*engine_);
-    } else {
-      *copy = engine_->clone();
-    }
-  }
+  if (!child) copy = engine_->clone();
   const auto held = std::chrono::steady_clock::now() - hold_start;
   auto bytes_written = std::make_shared<std::size_t>(0);
   snapshot_running_ = true;
@@ -1004,16 +993,14 @@ void EngineHost::maybe_snapshot(bool timer) {
   if (compact) last_compaction_ = now;
   const TimePoint drop_before = now - settings_.store.location_retention;
   in_background(
-      [this, seq, child = std::move(child), copy, held, bytes_written, compact, drop_before,
-       fork_above]() mutable {
+      [this, seq, child = std::move(child), copy = std::move(copy), held, bytes_written, compact,
+       drop_before]() mutable {
         try {
           const auto serialize_start = std::chrono::steady_clock::now();
-          const std::string bytes = child ? child->finish() : store::snapshot_bytes(**copy);
+          const std::string bytes = child ? child->finish() : store::snapshot_bytes(*copy);
           const bool forked = child != nullptr;
           child.reset();
-          // Kept for the next copy only while the next is a copy (it comes back as spare_);
-          // else freed here, off the strand.
-          if (bytes.size() >= fork_above) copy->reset();
+          copy.reset();
           *bytes_written = bytes.size();
           const auto write_start = std::chrono::steady_clock::now();
           journal_.flush();
@@ -1042,10 +1029,9 @@ void EngineHost::maybe_snapshot(bool timer) {
           log::error("snapshot_failed", {{"seq", to_text(seq)}, {"error", e.what()}});
         }
       },
-      [this, bytes_written, copy] {
+      [this, bytes_written] {
         snapshot_running_ = false;
         if (*bytes_written > 0) last_snapshot_bytes_ = *bytes_written;
-        spare_ = std::move(*copy);
       });
 }
 

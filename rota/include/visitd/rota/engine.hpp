@@ -406,14 +406,12 @@ class Engine {
   /// The settings must outlive the engine. Branches come from settings.branches.
   explicit Engine(const config::Settings& settings, TimePoint origin = TimePoint{});
 
+  Engine& operator=(const Engine&) = delete;
+
   /// A copy of the whole state, independent of this engine from then on: the daemon takes
   /// one on its strand (a few flat copies) and serializes it on another thread, so that a
   /// snapshot does not hold up events. Shares the settings.
   std::unique_ptr<Engine> clone() const { return std::unique_ptr<Engine>(new Engine(*this)); }
-  /// Makes this engine a copy of `other`, as clone() would, reusing this one's memory where
-  /// the sizes allow: the daemon keeps its last snapshot's copy and copies into it again,
-  /// which spares the fresh pages (and their faults) a new copy would take.
-  void copy_from(const Engine& other) { *this = other; }
 
   /// Decides a command at `now`; appends what changed to `effects`.
   Reply apply(const Command& command, TimePoint now, Effects& effects);
@@ -579,9 +577,8 @@ class Engine {
   /// Why the visit is late as of `at`, and the estimate that says so.
   LateCause late_cause(VisitIndex v, TimePoint at, Risk& risk) const;
 
-  /// Member-wise; only clone() and copy_from() copy an engine.
+  /// Member-wise; only clone() copies an engine.
   Engine(const Engine&) = default;
-  Engine& operator=(const Engine&) = default;
 
   const config::Settings* settings_;
   std::shared_ptr<const config::Settings> owned_settings_;  ///< set by reconfigure()

@@ -253,10 +253,6 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   std::uint64_t snapshot_seq_ = 0;  ///< the last snapshot's (or start-up's) journal seq
   bool snapshot_running_ = false;
   std::size_t last_snapshot_bytes_ = 0;  ///< how big the engine's state was at the last snapshot
-  /// The last snapshot's copy of the engine, back from the background thread while snapshots
-  /// are copies: the next one is copied into its memory (Engine::copy_from), which already
-  /// has its pages, instead of into fresh memory that faults page by page on the strand.
-  std::unique_ptr<rota::Engine> spare_;
   TimePoint last_compaction_{};
   std::size_t boards_joining_ = 0;  ///< boards whose snapshot waits in pending_
   bool closing_ = false;
