@@ -627,7 +627,7 @@ Reply Engine::on(const ImportRota& c, Effects& fx) {
       v.day = c.date;
       v.thresholds = th;
       visits_.push_back(std::move(v));
-      visit_ids_.emplace(plan.id, vi);
+      visit_ids_.emplace(IdKey(plan.id), vi);
       day.push_back(vi);
       for (CarerIndex ci : carers) {
         carers_[ci].visits.push_back(vi);
@@ -852,7 +852,7 @@ Reply Engine::on(const ResolveAlert& c, Effects& fx) {
 // Rota bookkeeping
 
 CarerIndex Engine::carer_of(std::string_view id) {
-  auto [it, inserted] = carer_ids_.try_emplace(std::string(id), CarerIndex(carers_.size()));
+  auto [it, inserted] = carer_ids_.try_emplace(IdKey(id), CarerIndex(carers_.size()));
   if (inserted) {
     Carer carer;
     carer.id = std::string(id);
@@ -862,7 +862,7 @@ CarerIndex Engine::carer_of(std::string_view id) {
 }
 
 ClientIndex Engine::upsert_client(const ClientPlan& plan) {
-  auto [it, inserted] = client_ids_.try_emplace(plan.id, ClientIndex(clients_.size()));
+  auto [it, inserted] = client_ids_.try_emplace(IdKey(plan.id), ClientIndex(clients_.size()));
   if (inserted) clients_.emplace_back();
   Client& c = clients_[it->second];
   c.id = plan.id;

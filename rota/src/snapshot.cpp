@@ -452,16 +452,16 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
   // Derived state.
   for (VisitIndex vi = 0; vi < e.visits_.size(); ++vi) {
     Visit& v = e.visits_[vi];
-    if (!e.visit_ids_.emplace(v.id, vi).second) return damaged("visit " + v.id + " twice");
+    if (!e.visit_ids_.emplace(IdKey(v.id), vi).second) return damaged("visit " + v.id + " twice");
     e.days_[{v.branch, std::int32_t(v.day.time_since_epoch().count())}].push_back(vi);
     v.thresholds = e.thresholds_index(v.branch, v.type, v.time_critical);
   }
   for (ClientIndex ci = 0; ci < e.clients_.size(); ++ci) {
-    e.client_ids_.emplace(e.clients_[ci].id, ci);
+    e.client_ids_.emplace(IdKey(e.clients_[ci].id), ci);
     e.homes_.push_back(e.clients_[ci].location);
   }
   for (CarerIndex ci = 0; ci < e.carers_.size(); ++ci) {
-    e.carer_ids_.emplace(e.carers_[ci].id, ci);
+    e.carer_ids_.emplace(IdKey(e.carers_[ci].id), ci);
     e.rebuild_shifts(ci);
   }
   return engine;

@@ -34,6 +34,7 @@
 #include "visitd/geo/geodesic.hpp"
 #include "visitd/rota/deadline_wheel.hpp"
 #include "visitd/rota/event_table.hpp"
+#include "visitd/rota/id_key.hpp"
 #include "visitd/rota/import.hpp"
 #include "visitd/rota/model.hpp"
 
@@ -593,13 +594,9 @@ class Engine {
   std::vector<geo::LatLon> homes_;
   std::vector<Carer> carers_;
   std::deque<Alert> alerts_;  ///< chunked: raising an alert never moves the others
-  /// Lets the id maps be searched with a string_view, without building a string per event.
-  struct IdHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
+  /// Searched with a string_view, without building a string per event.
   template <class T>
-  using IdMap = boost::unordered_flat_map<std::string, T, IdHash, std::equal_to<>>;
+  using IdMap = boost::unordered_flat_map<IdKey, T, IdKeyHash, IdKeyEqual>;
   IdMap<VisitIndex> visit_ids_;
   IdMap<ClientIndex> client_ids_;
   IdMap<CarerIndex> carer_ids_;
