@@ -134,7 +134,7 @@ TEST_CASE("Dispatcher: 500 then 200 is one delivery under one idempotency key") 
   CHECK_FALSE(d.next_due());
 }
 
-TEST_CASE("Dispatcher: a 429's Retry-After is waited for; backoff doubles to retry_max") {
+TEST_CASE("Dispatcher: a 429's Retry-After is waited for, backoff doubles to retry_max") {
   alerts::Dispatcher d(settings(), 3);
   const TimePoint t0 = at("2026-11-23T10:00:00Z");
   Notice n = page("A1", "V1", "C1", "pager", Transition::resolved);
@@ -152,7 +152,7 @@ TEST_CASE("Dispatcher: a 429's Retry-After is waited for; backoff doubles to ret
 }
 
 TEST_CASE(
-    "Dispatcher: a 4xx is refused at once and goes to the fallback; failures fall back after N") {
+    "Dispatcher: a 4xx is refused at once and goes to the fallback, failures fall back after N") {
   const TimePoint t0 = at("2026-11-23T10:00:00Z");
   SECTION("refused") {
     alerts::Dispatcher d(settings(), 4);

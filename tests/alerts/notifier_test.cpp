@@ -163,7 +163,7 @@ TEST_CASE("Notifier: page, then check-in: the paged receivers hear it was resolv
 }
 
 TEST_CASE(
-    "Notifier: an ack tells the paged (not Alertmanager) and stops the ladder; its timeout "
+    "Notifier: an ack tells the paged (not Alertmanager) and stops the ladder, its timeout "
     "re-pages") {
   Office o;
   o.advance("2026-11-23T09:25:00Z");

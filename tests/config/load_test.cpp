@@ -953,7 +953,7 @@ device_skew = "90s"
   CHECK(describe_tracking(back) == text);
 }
 
-TEST_CASE("A [clock] section configures a demo clock; without it there is none") {
+TEST_CASE("A [clock] section configures a demo clock, without it there is none") {
   CHECK_FALSE(load_string("").clock.has_value());
 
   SECTION("an RFC 3339 start and a rate") {

@@ -65,7 +65,7 @@ std::string metrics_after(const Daemon& d, std::string_view result, double deliv
 
 }  // namespace
 
-TEST_CASE("Late visits page the webhook, one page per carer; a check-in tells the paged",
+TEST_CASE("Late visits page the webhook, one page per carer, a check-in tells the paged",
           "[paging]") {
   Receiver hook;
   Daemon d(paging_config(webhook(hook) + R"(

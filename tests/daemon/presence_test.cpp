@@ -45,7 +45,7 @@ std::optional<json::value> board_until(WsClient& board, std::string_view what, W
 }  // namespace
 
 TEST_CASE(
-    "A silent phone shows on the board; its on-time offline burst resolves synced_late, "
+    "A silent phone shows on the board, its on-time offline burst resolves synced_late, "
     "no page",
     "[presence]") {
   Receiver hook;

@@ -145,7 +145,7 @@ TEST_CASE("A Redis that does not fsync every write is refused, or allowed with a
 }
 
 TEST_CASE(
-    "Two daemons on one keyspace: the standby serves phones and a live board; when the owner is "
+    "Two daemons on one keyspace: the standby serves phones and a live board, when the owner is "
     "killed the standby takes over within the lease, with every acked event, fires what falls "
     "due, and pages nobody twice",
     "[redis]") {
@@ -257,7 +257,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "Three daemons, phones on each: the owner killed under load loses no acked event; a "
+    "Three daemons, phones on each: the owner killed under load loses no acked event, a "
     "standby takes over and the other forwards to it",
     "[redis]") {
   RedisServer redis;

@@ -240,7 +240,7 @@ TEST_CASE("A late check-out keeps the visit at risk, estimated from where and wh
   CHECK(r.eta == at("2026-11-23T10:48:00Z"));
 }
 
-TEST_CASE("A location fix far from the next visit raises at_risk; one nearby resolves it") {
+TEST_CASE("A location fix far from the next visit raises at_risk, one nearby resolves it") {
   Day day({plan("B", kHomeB, "2026-11-23T10:30:00Z", "2026-11-23T11:00:00Z")});
   day.run_to("2026-11-23T10:15:00Z");
   REQUIRE(day.ping(kAtA).status == Status::accepted);  // 28 min away at 10:15: 10:43
@@ -295,7 +295,7 @@ TEST_CASE("Running late: no page while the carer's eta is to come, a page once i
 }
 
 TEST_CASE(
-    "Running late after the late alert paged holds its next step; an eta past missed does not") {
+    "Running late after the late alert paged holds its next step, an eta past missed does not") {
   Day day({plan("B", kHomeB, "2026-11-23T10:30:00Z", "2026-11-23T11:00:00Z")});
   day.run_to("2026-11-23T10:46:00Z");
   const Alert* a = day.start_alert("B");

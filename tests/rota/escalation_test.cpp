@@ -117,7 +117,7 @@ TEST_CASE("Escalation: steps fire at the alert's trigger time plus their `after`
   CHECK(day.count(AlertTransition::escalated) == 0);
 }
 
-TEST_CASE("Escalation: an ack stops the ladder; the ack timeout re-triggers it where it stood") {
+TEST_CASE("Escalation: an ack stops the ladder, the ack timeout re-triggers it where it stood") {
   Day day({plan("V1", "2026-11-23T09:00:00Z", "2026-11-23T11:30:00Z")});
   day.settings->escalation.ack_timeout = 5min;  // to come back before missed (10:00)
   day.advance_to("2026-11-23T09:25:00Z");       // late at 09:15, first step at 09:25
@@ -193,7 +193,7 @@ TEST_CASE("Escalation: late → missed re-triggers an acknowledged alert on the 
   CHECK(day.engine->ladder(a)[1].notify == std::vector<std::string>{"manager"});
 }
 
-TEST_CASE("Escalation: time-critical visits take the time_critical ladder; info never pages") {
+TEST_CASE("Escalation: time-critical visits take the time_critical ladder, info never pages") {
   auto s = agency();
   s.escalation.time_critical = {{0s, {"medication-line"}}};
   Day day({plan("V1", "2026-11-23T09:00:00Z", "2026-11-23T09:30:00Z", true)});

@@ -647,7 +647,7 @@ TEST_CASE("A JSON rota gives the same visits as the same rota in CSV", "[import]
   CHECK(from_json.visits[1].line == 2);
 }
 
-TEST_CASE("JSON carers may be an array of ids or a ';'-separated string", "[import][json]") {
+TEST_CASE("JSON carers may be an array of ids or a semicolon-separated string", "[import][json]") {
   const auto carers = GENERATE(as<std::string>{}, R"(["C1","C2"])", R"("C1;C2")", R"(" C1 ;C2")",
                                R"([" C1","C2 "])");
   const auto json = R"([{"visit_id":"V1","client_id":"CL1","client_name":"Mrs A","lat":51.5,)"

@@ -104,7 +104,7 @@ TEST_CASE("Redis: an unreachable server, a bad URL and a key of the wrong type s
   CHECK_THROWS_WITH(RedisLog::open(options(redis)), Catch::Contains("not a stream"));
 }
 
-TEST_CASE("Redis: a password and a database number in the URL are used; a wrong one is refused") {
+TEST_CASE("Redis: a password and a database number in the URL are used, a wrong one is refused") {
   test::RedisServer redis({"--requirepass", "s3cret"});
   auto o = options(redis);
   o.url = "redis://:wrong@127.0.0.1:" + std::to_string(redis.port()) + "/3";
@@ -170,7 +170,7 @@ TEST_CASE("Redis: records come back exactly as appended, and a restart continues
   CHECK(log->durable_seq() == 201);
 }
 
-TEST_CASE("Redis: snapshots are kept with the seq they cover; a damaged one is refused") {
+TEST_CASE("Redis: snapshots are kept with the seq they cover, a damaged one is refused") {
   test::RedisServer redis;
   const auto log = RedisLog::open(options(redis));
   CHECK_FALSE(log->latest_snapshot());
@@ -212,7 +212,7 @@ TEST_CASE("Redis: compaction drops only location fixes older than the retention 
 }
 
 TEST_CASE(
-    "Redis: while the server refuses writes nothing is durable; then all of it is, in order") {
+    "Redis: while the server refuses writes nothing is durable, then all of it is, in order") {
   test::RedisServer redis;
   auto o = options(redis);
   o.command_timeout = 300ms;
@@ -387,7 +387,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "Redis: a standby's forwarded command is answered by the owner; unanswered, it times out, "
+    "Redis: a standby's forwarded command is answered by the owner, unanswered, it times out, "
     "and an owner that comes later drops it rather than apply it late") {
   test::RedisServer redis;
   auto owner = RedisLog::open(options(redis, "owner"));

@@ -43,7 +43,7 @@ std::string all_csv(const std::vector<BranchDay>& days) {
 
 }  // namespace
 
-TEST_CASE("The same seed gives the same day, byte for byte; another seed another day") {
+TEST_CASE("The same seed gives the same day, byte for byte, another seed another day") {
   const std::string first = all_csv(agency(7));
   CHECK(all_csv(agency(7)) == first);
   CHECK(all_csv(agency(8)) != first);
@@ -156,7 +156,7 @@ TEST_CASE("The phones' plan follows the behaviours it drew") {
   CHECK(plan.summary.drops > 0);
 }
 
-TEST_CASE("A mix of only no-shows sends nothing; a bad mix is refused naming the part") {
+TEST_CASE("A mix of only no-shows sends nothing, a bad mix is refused naming the part") {
   const sim::Plan plan = sim::plan_day(agency(2), sim::Mix::parse("on_time=0,no_show=1"), 2, "t");
   CHECK(plan.summary.events == 0);
   CHECK(plan.summary.no_show_visits.size() == plan.summary.visits);

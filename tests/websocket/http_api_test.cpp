@@ -527,7 +527,7 @@ TEST_CASE("Alerts list the open ones by default, all on request, in the user's b
   CHECK_THAT(bad.message(), Catch::Contains("open or all"));
 }
 
-TEST_CASE("Acknowledging and resolving answer the alert; a repeat is 200 with it unchanged") {
+TEST_CASE("Acknowledging and resolving answer the alert, a repeat is 200 with it unchanged") {
   Agency a;
   a.day_with_on_time_late_and_missed();
   const std::string id = a.alert_id("V3", rota::AlertPhase::start);
@@ -556,7 +556,7 @@ TEST_CASE("Acknowledging and resolving answer the alert; a repeat is 200 with it
   CHECK_THAT(note.message(), Catch::Contains("note"));
 }
 
-TEST_CASE("Alert commands need may_manage; other branches' alerts do not exist for the user") {
+TEST_CASE("Alert commands need may_manage, other branches' alerts do not exist for the user") {
   Agency a;
   a.day_with_on_time_late_and_missed();
   const std::string id = a.alert_id("V3", rota::AlertPhase::start);
@@ -664,7 +664,7 @@ TEST_CASE("The punctuality report needs a branch the user may see") {
 // ---------------------------------------------------------------------------------------
 // POST /api/carers/{id}/message
 
-TEST_CASE("An office user messages a carer of their branch; the decision carries the message") {
+TEST_CASE("An office user messages a carer of their branch, the decision carries the message") {
   Agency a;
   a.import_both();
   const Seen r = a.post("/api/carers/C1/message", office_b1(), R"({"text":"Call the office"})");

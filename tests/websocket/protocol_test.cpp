@@ -1172,7 +1172,7 @@ TEST_CASE("A late carer's summary says when they expect to arrive and why") {
   CHECK(o.at("reason") == "said running late, expected at 09:25 (traffic)");
 }
 
-TEST_CASE("An at-risk alert says when the carer is expected and why; late, it keeps the why") {
+TEST_CASE("An at-risk alert says when the carer is expected and why, and keeps the why once late") {
   Agency a;
   rota::VisitPlan first =
       plan("V1", {"C1"}, "2026-11-23T09:00:00Z", "2026-11-23T10:00:00Z", "Mrs A");
