@@ -724,6 +724,13 @@ struct RedisLog::State {
     for (auto& done : expired) done(std::nullopt);
   }
 
+  /// An inbox entry answered (or dropped): acknowledged, then deleted, since a forwarded
+  /// rota import may be megabytes that MAXLEN alone would keep for thousands of commands.
+  void done_with(const std::string& id) {
+    send({"XACK", inbox_key, "owners", id});
+    send({"XDEL", inbox_key, id});
+  }
+
   /// The owner's inbox reader (serve_forwarded): what standbys forward, answered through
   /// the sender, then XACKed.
   void serve_loop(const std::function<void(std::string, Answer)>& serve) {
@@ -755,13 +762,13 @@ struct RedisLog::State {
       if (from.empty() || req.empty() || now_ms > added_ms + timeout) {
         // Malformed, or its sender has stopped waiting (and told its user to send again):
         // applying it now could undo what came after it.
-        send({"XACK", inbox_key, "owners", id});
+        done_with(id);
         return;
       }
       serve(std::string(field(fields, "p")), [this, from, req, id](std::string answer) {
         send({"XADD", replies_key_of(options.keyspace, from), "MAXLEN", "~", "1000", "*", "req",
               req, "a", std::move(answer)});
-        send({"XACK", inbox_key, "owners", id});
+        done_with(id);
       });
     };
     while (!stop_following.load()) {

@@ -3,19 +3,23 @@
 // server that could lose acked events is refused unless the operator allows it.
 
 #include <atomic>
+#include <chrono>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string>
 #include <thread>
+#include <utility>
 
 #include "../support/redis_server.hpp"
 #include "daemon_fixture.hpp"
 #include "receiver.hpp"
 
 using namespace visitd::test;
+using visitd::TimePoint;
 using visitd::websocket::Role;
 namespace json = boost::json;
 
@@ -47,6 +51,21 @@ std::string status_of(const std::filesystem::path& config) {
     ::pclose(p);
   }
   return out;
+}
+
+/// Tomorrow in Europe/London, as `2026-11-24`, and 10:00 UTC that day (10 or 11 local).
+std::pair<std::string, TimePoint> tomorrow() {
+  int y = 0;
+  unsigned m = 0;
+  unsigned d = 0;
+  REQUIRE(std::sscanf(today().c_str(), "%d-%u-%u", &y, &m, &d) == 3);
+  using namespace std::chrono;
+  const sys_days next = sys_days(year_month_day(year(y), month(m), day(d))) + days(1);
+  const year_month_day ymd(next);
+  char text[16];
+  std::snprintf(text, sizeof text, "%04d-%02u-%02u", int(ymd.year()), unsigned(ymd.month()),
+                unsigned(ymd.day()));
+  return {text, TimePoint(next) + 10h};
 }
 
 }  // namespace
@@ -204,6 +223,31 @@ TEST_CASE(
     if (str(delta.at("visit"), "id") == "V3") v3_state = str(delta.at("visit"), "state");
   }
   CHECK(v3_state == "in_progress");
+
+  // A rota imported on the standby is decided by the owner too, and both show it; a rota
+  // the owner refuses comes back through the standby with its problems, line by line.
+  {
+    const auto [date, start] = tomorrow();
+    const auto put = [&, date = date](const std::string& csv) {
+      return b.api("PUT", "/api/rota?branch=B1&date=" + date, admin, csv, "text/csv");
+    };
+    const HttpResponse imported = put(rota_csv({visit("V4", "C3", start)}));
+    INFO(imported.body);
+    REQUIRE(imported.status == 200);
+    CHECK(imported.json().at("imported").to_number<int>() == 1);
+    CHECK(str(b.api("GET", "/api/visits/V4", admin).json(), "state") == "scheduled");
+    CHECK(str(a.api("GET", "/api/visits/V4", admin).json(), "state") == "scheduled");
+    const HttpResponse refused = put(rota_csv({visit("V1", "C1", start)}));
+    INFO(refused.body);
+    CHECK(refused.status == 400);
+    const json::value error = refused.json().at("error");
+    CHECK(str(error, "code") == "bad_rota");
+    const json::array& details = error.at("details").as_array();
+    REQUIRE(details.size() == 1);
+    CHECK(details[0].at("line").to_number<int>() == 2);
+    CHECK(str(details[0], "field") == "visit_id");
+    CHECK_THAT(str(details[0], "message"), Catch::Contains("is on the rota of " + today()));
+  }
 
   // A standby keeps the owner's settings: a reload is refused (and leaves it able to take
   // over; it puts its file's settings in force then).

@@ -77,8 +77,8 @@ std::optional<std::string> unseen_target(const rota::Command& command, const rot
 }
 
 /// A forwarded command's answer, from the owner to the standby holding its sender: the reply
-/// (without an import's issues: imports are not forwarded) and the record after which the
-/// replica shows what the reply describes.
+/// (a refused import's problems too) and the record after which the replica shows what the
+/// reply describes.
 std::string encode_answer(const rota::Reply& r, std::uint64_t seq) {
   boost::json::object o;
   o["status"] = int(r.status);
@@ -93,6 +93,11 @@ std::string encode_answer(const rota::Reply& r, std::uint64_t seq) {
   o["counts"] = {r.counts.imported, r.counts.updated, r.counts.unchanged, r.counts.cancelled,
                  r.counts.kept};
   o["note"] = r.note;
+  if (!r.issues.empty()) {
+    boost::json::array issues;
+    for (const rota::ImportIssue& i : r.issues) issues.push_back({i.line, i.field, i.message});
+    o["issues"] = std::move(issues);
+  }
   o["seq"] = seq;
   return boost::json::serialize(o);
 }
@@ -122,6 +127,13 @@ std::optional<Answer> decode_answer(std::string_view text) {
         counts.at(2).to_number<std::uint32_t>(), counts.at(3).to_number<std::uint32_t>(),
         counts.at(4).to_number<std::uint32_t>()};
     a.reply.note = std::string(o.at("note").as_string());
+    if (const auto* issues = o.if_contains("issues")) {
+      for (const auto& i : issues->as_array()) {
+        const auto& f = i.as_array();
+        a.reply.issues.push_back({f.at(0).to_number<int>(), std::string(f.at(1).as_string()),
+                                  std::string(f.at(2).as_string())});
+      }
+    }
     a.seq = o.at("seq").to_number<std::uint64_t>();
     return a;
   } catch (const std::exception&) {
@@ -342,11 +354,7 @@ void EngineHost::on_submit(rota::Command& command, const Precheck& precheck,
     reply = refusal(ErrorCode::internal, "visitd is shutting down: send it again shortly");
   } else if (standby_.load()) {
     // Decided by the owner; authorised here, against the replica.
-    if (std::holds_alternative<rota::ImportRota>(command)) {
-      reply = refusal(ErrorCode::internal, "this visitd is a standby (" + journal_.standby() +
-                                               " owns the store): import the rota there, or "
-                                               "send it again shortly");
-    } else if (auto refused = precheck ? precheck(*engine_) : std::nullopt) {
+    if (auto refused = precheck ? precheck(*engine_) : std::nullopt) {
       reply = refusal(refused->code, refused->message);
     } else if (auto unseen = unseen_target(command, *engine_)) {
       // The owner authorises nothing: what the replica has not seen, it cannot authorise.
