@@ -352,7 +352,7 @@ Reply Engine::on(const CheckIn& c, Effects& fx) {
                     "visit " + v.id + " is not open for check-in at " + format_rfc3339(at));
   }
 
-  CheckRecord rec{carer, c.event_id, at, c.at, now_, c.fix, -1, c.method, {}};
+  CheckRecord rec{carer, IdKey(c.event_id), at, c.at, now_, c.fix, -1, c.method, {}};
   const Client& client = clients_[v.client];
   bool outside = false;
   if (c.fix) {
@@ -431,7 +431,8 @@ Reply Engine::on(const CheckOut& c, Effects& fx) {
   }
   Flags flags = 0;
   const TimePoint at = plausible(c.at, in->at, flags);
-  CheckRecord rec{carer, c.event_id, std::max(at, in->at), c.at, now_, c.fix, -1, c.method, c.note};
+  CheckRecord rec{carer, IdKey(c.event_id), std::max(at, in->at), c.at, now_, c.fix, -1, c.method,
+                  c.note};
   if (c.fix) {
     const Client& client = clients_[v.client];
     rec.distance_m = geo::near_distance_m(client.location, c.fix->position);
@@ -1509,7 +1510,7 @@ void put(std::ostream& os, const std::optional<Fix>& f) {
 }
 
 void put(std::ostream& os, const CheckRecord& r) {
-  os << "  rec carer=" << r.carer << " id=" << r.event_id << " at=" << format_rfc3339(r.at)
+  os << "  rec carer=" << r.carer << " id=" << r.event_id.view() << " at=" << format_rfc3339(r.at)
      << " device=" << format_rfc3339(r.device_at) << " recv=" << format_rfc3339(r.received_at)
      << " fix=";
   put(os, r.fix);

@@ -49,7 +49,7 @@ E get_enum(Reader& r, E last) {
 
 void put_record(Writer& w, const CheckRecord& c) {
   w.varint(c.carer);
-  w.str(c.event_id);
+  w.str(c.event_id.view());
   w.time(c.at);
   w.time(c.device_at);
   w.time(c.received_at);
@@ -62,7 +62,7 @@ CheckRecord get_record(Reader& r, std::size_t carers) {
   CheckRecord c;
   c.carer = CarerIndex(r.varint());
   if (c.carer >= carers) r.fail();
-  c.event_id = r.str();
+  c.event_id = IdKey(r.str());
   c.at = r.time();
   c.device_at = r.time();
   c.received_at = r.time();

@@ -25,8 +25,11 @@ TEST_CASE("An id key holds the id it was made from, inline or not", "[id_key]") 
     CAPTURE(id);
     const IdKey key(id);
     CHECK(key.view() == id);
+    CHECK(key == id);
+    CHECK_FALSE(key == id + "x");
     IdKey copy(key);
     CHECK(copy.view() == id);
+    CHECK(copy == key);
     IdKey moved(std::move(copy));
     CHECK(moved.view() == id);
     CHECK(copy.view().empty());  // NOLINT(bugprone-use-after-move): a moved-from key is empty

@@ -193,7 +193,7 @@ using Effects = std::vector<Effect>;
 
 struct CheckRecord {
   CarerIndex carer;
-  std::string event_id;
+  IdKey event_id;  ///< a UUID's 36 characters inline: no heap block per record
   TimePoint at;           ///< the time the record uses: device time when plausible
   TimePoint device_at;    ///< what the device said
   TimePoint received_at;  ///< when visitd received it
