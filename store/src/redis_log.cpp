@@ -733,12 +733,13 @@ struct RedisLog::State {
 
   /// The owner's inbox reader (serve_forwarded): what standbys forward, answered through
   /// the sender, then XACKed.
-  void serve_loop(const std::function<void(std::string, Answer)>& serve) {
+  void serve_loop(const std::function<void(Forwarded)>& serve) {
     redis::SyncConnection c(endpoint, options.command_timeout);
     const auto block = longest_block();
     const std::string block_ms = std::to_string(block.count());
     bool ready = false;
-    bool claimed = false;
+    bool claimed = false;                             ///< a dead owner's entries taken over
+    std::chrono::steady_clock::time_point claim_due;  ///< the next XAUTOCLAIM pass
     auto backoff = kBackoffFirst;
     // Redis' own clock: an entry's ID holds the time of its XADD, so the standby's and this
     // daemon's clocks need not agree.
@@ -751,6 +752,7 @@ struct RedisLog::State {
              to_i64(t.elements[1].text).value_or(0) / 1000;
     };
     std::int64_t now_ms = 0;
+    std::chrono::steady_clock::time_point read_at;  ///< when now_ms was Redis' time
     const auto handle = [&](const Reply& entry) {
       if (entry.kind != Reply::Kind::array || entry.elements.size() != 2) return;
       const std::string id = entry.elements[0].text;
@@ -759,17 +761,22 @@ struct RedisLog::State {
       const std::string req(field(fields, "req"));
       const std::int64_t timeout = to_i64(field(fields, "timeout")).value_or(0);
       const std::int64_t added_ms = to_i64(id.substr(0, id.find('-'))).value_or(0);
-      if (from.empty() || req.empty() || now_ms > added_ms + timeout) {
+      // The sender's clock started before its XADD reached Redis (a large rota takes a
+      // while to send), and the answer takes time to go back: a fifth of the timeout covers
+      // both.
+      const std::int64_t left_ms = added_ms + timeout - timeout / 5 - now_ms;
+      if (from.empty() || req.empty() || left_ms <= 0) {
         // Malformed, or its sender has stopped waiting (and told its user to send again):
         // applying it now could undo what came after it.
         done_with(id);
         return;
       }
-      serve(std::string(field(fields, "p")), [this, from, req, id](std::string answer) {
-        send({"XADD", replies_key_of(options.keyspace, from), "MAXLEN", "~", "1000", "*", "req",
-              req, "a", std::move(answer)});
-        done_with(id);
-      });
+      serve(Forwarded{std::string(field(fields, "p")), read_at + std::chrono::milliseconds(left_ms),
+                      [this, from, req, id](std::string answer) {
+                        send({"XADD", replies_key_of(options.keyspace, from), "MAXLEN", "~", "1000",
+                              "*", "req", req, "a", std::move(answer)});
+                        done_with(id);
+                      }});
     };
     while (!stop_following.load()) {
       try {
@@ -778,12 +785,20 @@ struct RedisLog::State {
           if (g.is_error() && !g.text.starts_with("BUSYGROUP")) {
             throw JournalError(inbox_key + ": XGROUP CREATE answered " + g.describe());
           }
-          // What an earlier owner read and never answered (it died): this one answers it.
-          // Once only: what is pending later is this owner's own, already in hand.
+          ready = true;
+        }
+        if (std::chrono::steady_clock::now() >= claim_due) {
+          // First, what an earlier owner read and never answered (it died): this one answers
+          // it. Then, now and again, what this owner read but never got (a reply lost with
+          // its connection): only entries idle for twice the forward timeout, long past
+          // their time (dropped), never one still in hand.
+          const std::string min_idle =
+              claimed ? std::to_string(2 * options.forward_timeout.count()) : "0";
           now_ms = redis_now_ms();
-          for (std::string next = "0-0"; !claimed && !stop_following.load();) {
-            const Reply r = c.command(
-                {"XAUTOCLAIM", inbox_key, "owners", options.daemon_id, "0", next, "COUNT", "100"});
+          read_at = std::chrono::steady_clock::now();
+          for (std::string next = "0-0"; !stop_following.load();) {
+            const Reply r = c.command({"XAUTOCLAIM", inbox_key, "owners", options.daemon_id,
+                                       min_idle, next, "COUNT", "100"});
             if (r.kind != Reply::Kind::array || r.elements.size() < 2) {
               throw JournalError(inbox_key + ": XAUTOCLAIM answered " + r.describe());
             }
@@ -792,12 +807,13 @@ struct RedisLog::State {
             if (next == "0-0") break;
           }
           claimed = true;
-          ready = true;
+          claim_due = std::chrono::steady_clock::now() + 2 * options.forward_timeout;
         }
         const Reply r = c.command({"XREADGROUP", "GROUP", "owners", options.daemon_id, "COUNT",
                                    "100", "BLOCK", block_ms, "STREAMS", inbox_key, ">"});
         if (r.kind == Reply::Kind::array) {
           now_ms = redis_now_ms();
+          read_at = std::chrono::steady_clock::now();
           for (const Reply& stream : r.elements) {
             if (stream.kind == Reply::Kind::array && stream.elements.size() == 2) {
               for (const Reply& entry : stream.elements[1].elements) handle(entry);
@@ -1050,7 +1066,7 @@ void RedisLog::forward(std::string payload,
           std::move(payload)});
 }
 
-void RedisLog::serve_forwarded(std::function<void(std::string payload, Answer answer)> serve) {
+void RedisLog::serve_forwarded(std::function<void(Forwarded forwarded)> serve) {
   State& s = *state_;
   if (s.inbox_reader.joinable()) return;
   s.inbox_reader = std::thread([&s, serve = std::move(serve)] { s.serve_loop(serve); });

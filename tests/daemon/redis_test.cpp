@@ -3,9 +3,9 @@
 // server that could lose acked events is refused unless the operator allows it.
 
 #include <atomic>
-#include <chrono>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <mutex>

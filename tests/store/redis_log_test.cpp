@@ -421,12 +421,14 @@ TEST_CASE(
 
   // The owner serves: what it answers comes back, bytes intact; the late one is dropped.
   std::vector<std::string> served;
-  owner->serve_forwarded([&](std::string payload, Log::Answer answer) {
+  std::vector<std::chrono::steady_clock::duration> time_left;  // to apply_by, when served
+  owner->serve_forwarded([&](Log::Forwarded forwarded) {
     {
       const std::lock_guard lock(mu);
-      served.push_back(payload);
+      served.push_back(forwarded.payload);
+      time_left.push_back(forwarded.apply_by - std::chrono::steady_clock::now());
     }
-    answer("done: " + payload);
+    forwarded.answer("done: " + forwarded.payload);
   });
   const std::string binary("b\0\r\n\xff", 5);
   ask(binary);
@@ -436,6 +438,49 @@ TEST_CASE(
   {
     const std::lock_guard lock(mu);
     CHECK(served == std::vector<std::string>{binary});  // "early" was past its time
+    // It may be applied until a fifth of the standby's timeout before it gives up: the
+    // margin for its XADD's way in and the answer's way back.
+    REQUIRE(time_left.size() == 1);
+    CHECK(time_left[0] > 0ms);
+    CHECK(time_left[0] <= 1200ms);
   }
+  owner->stop_following();
+}
+
+TEST_CASE(
+    "Redis: an inbox entry the owner was handed but never got (a lost reply) is found later, "
+    "and dropped and deleted once past its time") {
+  test::RedisServer redis;
+  auto owner_options = options(redis, "owner");
+  owner_options.forward_timeout = 500ms;  // a pass for such entries every second
+  auto owner = RedisLog::open(owner_options);
+  std::mutex mu;
+  std::vector<std::string> served;
+  owner->serve_forwarded([&](Log::Forwarded forwarded) {
+    const std::lock_guard lock(mu);
+    served.push_back(forwarded.payload);
+    forwarded.answer("done");
+  });
+  const std::string inbox = "visitd:{agency}:inbox";
+  REQUIRE(eventually([&] { return redis.command("EXISTS " + inbox) == ":1\r\n"; }));
+
+  // An entry added 10 s ago with a 500 ms timeout, read by another consumer in the same
+  // transaction (so the owner's blocked read never sees it), then made the owner's, idle:
+  // what the owner's pending list holds when a read's reply was lost with the connection.
+  const auto added = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch()) -
+                     10s;
+  const std::string id = std::to_string(added.count()) + "-0";
+  redis.command("MULTI\r\nXADD " + inbox + " " + id +
+                " from standby req r1 timeout 500 p lost\r\nXREADGROUP GROUP owners ghost "
+                "COUNT 1 STREAMS " +
+                inbox + " >\r\nEXEC");
+  CHECK(redis.command("XCLAIM " + inbox + " owners owner 0 " + id + " IDLE 600000 JUSTID")
+            .starts_with("*1\r\n"));
+  CHECK(redis.command("XLEN " + inbox) == ":1\r\n");
+
+  REQUIRE(eventually([&] { return redis.command("XLEN " + inbox) == ":0\r\n"; }));
+  const std::lock_guard lock(mu);
+  CHECK(served.empty());  // past its time: dropped, never applied
   owner->stop_following();
 }

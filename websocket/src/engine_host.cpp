@@ -178,14 +178,14 @@ EngineHost::~EngineHost() { background_.join(); }
 
 void EngineHost::start() {
   // Commands standbys forward (Redis): decided here like any other, answered once durable.
-  journal_.serve_forwarded(
-      [weak = weak_from_this()](std::string payload, store::Log::Answer answer) {
-        auto self = weak.lock();
-        if (!self) return;
-        auto& strand = self->strand_;
-        net::post(strand, [self = std::move(self), payload = std::move(payload),
-                           answer = std::move(answer)] { self->on_forwarded(payload, answer); });
-      });
+  journal_.serve_forwarded([weak = weak_from_this()](store::Log::Forwarded forwarded) {
+    auto self = weak.lock();
+    if (!self) return;
+    auto& strand = self->strand_;
+    net::post(strand, [self = std::move(self), forwarded = std::move(forwarded)] {
+      self->on_forwarded(forwarded);
+    });
+  });
   if (pager_) {
     pager_->on_recorded([weak = weak_from_this()](std::error_code ec) {
       if (auto self = weak.lock()) self->recorded(ec);
@@ -448,7 +448,17 @@ void EngineHost::answer_awaiting(std::uint64_t seq) {
   }
 }
 
-void EngineHost::on_forwarded(const std::string& payload, const store::Log::Answer& answer) {
+void EngineHost::on_forwarded(const store::Log::Forwarded& forwarded) {
+  const std::string& payload = forwarded.payload;
+  const store::Log::Answer& answer = forwarded.answer;
+  if (std::chrono::steady_clock::now() > forwarded.apply_by) {
+    // Its sender has (or is about to have) told its user to send it again: applying it now
+    // could undo what the user did since. Nobody reads this answer.
+    metrics_.count_error(ErrorCode::internal);
+    answer(encode_answer(
+        refusal(ErrorCode::internal, "it reached the owner too late: send it again"), 0));
+    return;
+  }
   auto command = payload.empty() ? Result<rota::Command>(Error{ErrorCode::bad_message, "empty"})
                                  : rota::decode(std::string_view(payload).substr(1),
                                                 static_cast<std::uint8_t>(payload[0]));

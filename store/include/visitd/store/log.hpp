@@ -9,6 +9,7 @@
 // store says so: fdatasync returned (journal), or the server answered the write with
 // `appendfsync always` (Redis). Only then may anyone be acknowledged.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -97,11 +98,18 @@ class Log {
   }
   /// How the owner answers a forwarded command: exactly once, from any thread.
   using Answer = std::function<void(std::string answer)>;
-  /// The owner's side of forward(): `serve` gets each forwarded payload (on a store thread)
-  /// with the function to answer it by. Call once this daemon owns the store.
-  virtual void serve_forwarded(std::function<void(std::string payload, Answer answer)> serve) {
-    (void)serve;
-  }
+  /// A forwarded command as the owner gets it.
+  struct Forwarded {
+    std::string payload;
+    /// The latest moment (this process's steady clock) to apply it. Past it, its sender may
+    /// have stopped waiting and told its user to send it again: applying it then could undo
+    /// what the user did next. Refuse it instead (the answer goes nowhere).
+    std::chrono::steady_clock::time_point apply_by;
+    Answer answer;
+  };
+  /// The owner's side of forward(): `serve` gets each forwarded command (on a store thread).
+  /// Call once this daemon owns the store.
+  virtual void serve_forwarded(std::function<void(Forwarded forwarded)> serve) { (void)serve; }
 
   /// Blocks until everything appended so far is durable, the store failed, or (Redis) it has
   /// been unavailable for the store's flush timeout; durable_seq() tells which.

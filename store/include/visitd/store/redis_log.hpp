@@ -105,7 +105,7 @@ class RedisLog final : public Log {
   std::string standby() const override;
   void forward(std::string payload,
                std::function<void(std::optional<std::string> answer)> done) override;
-  void serve_forwarded(std::function<void(std::string payload, Answer answer)> serve) override;
+  void serve_forwarded(std::function<void(Forwarded forwarded)> serve) override;
 
   /// A standby's only way to become the owner; call once. On a thread of its own: hands
   /// `on_record` each record after `after` as the owner writes it, in order, while trying

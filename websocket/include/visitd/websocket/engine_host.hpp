@@ -266,7 +266,7 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
                  const Decided& decided);
   void answer_awaiting(std::uint64_t seq);
   /// Owner: a command a standby forwarded.
-  void on_forwarded(const std::string& payload, const store::Log::Answer& answer);
+  void on_forwarded(const store::Log::Forwarded& forwarded);
   /// Deadlines fell due: tells a standby (a tick record), then the boards.
   void advanced(const rota::Effects& effects);
 
