@@ -909,35 +909,37 @@ void Engine::rebuild_shifts(CarerIndex ci) {
   for (auto& [day, shift] : by_day) {
     carer.shifts.push_back(Shift{shift.from - settings_->tracking.shift_lead,
                                  shift.to + settings_->tracking.shift_tail});
+    longest_shift_ = std::max(longest_shift_, carer.shifts.back().to - carer.shifts.back().from);
   }
   std::sort(carer.shifts.begin(), carer.shifts.end(),
             [](const Shift& a, const Shift& b) { return a.from < b.from; });
 }
 
-bool Engine::on_shift(const Carer& carer, TimePoint t) const {
-  // Shifts are few per carer and sorted by start: find the last starting at or before t.
+const Shift* Engine::shift_at(const Carer& carer, TimePoint t) const {
+  // Shifts are sorted by start, one per branch and local day, and a carer keeps every day's:
+  // find the last starting at or before t, then look back only as far as a shift can reach
+  // (shifts of different branches may overlap), never over the carer's whole history.
   auto it = std::upper_bound(carer.shifts.begin(), carer.shifts.end(), t,
                              [](TimePoint x, const Shift& s) { return x < s.from; });
-  // Shifts of different branches may overlap: look back over all that started before t.
+  const Shift* earliest = nullptr;
   while (it != carer.shifts.begin()) {
     --it;
-    if (t <= it->to) return true;
+    if (it->from < t - longest_shift_) break;  // it, and all before it, ended before t
+    if (t <= it->to) earliest = &*it;
   }
-  return false;
+  return earliest;
+}
+
+bool Engine::on_shift(const Carer& carer, TimePoint t) const {
+  return shift_at(carer, t) != nullptr;
 }
 
 std::optional<Engine::Sighting> Engine::last_seen(CarerIndex c, TimePoint t) const {
   const Carer& carer = carers_[c];
   if (!carer.last_fix) return std::nullopt;
-  auto it = std::upper_bound(carer.shifts.begin(), carer.shifts.end(), t,
-                             [](TimePoint x, const Shift& s) { return x < s.from; });
-  while (it != carer.shifts.begin()) {
-    --it;
-    if (t <= it->to && carer.last_fix_at >= it->from) {
-      return Sighting{*carer.last_fix, carer.last_fix_at};
-    }
-  }
-  return std::nullopt;
+  const Shift* shift = shift_at(carer, t);
+  if (shift == nullptr || carer.last_fix_at < shift->from) return std::nullopt;
+  return Sighting{*carer.last_fix, carer.last_fix_at};
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1333,13 +1335,8 @@ Risk Engine::whereabouts(CarerIndex ci, std::size_t pos, TimePoint at,
   const TimePoint late_at = v.start + thresholds_[v.thresholds].late_after;
 
   // Only what happened on this visit's shift says where the carer is.
-  TimePoint shift_from = v.start - t.shift_lead;
-  for (const Shift& s : carer.shifts) {
-    if (s.from <= v.start && v.start <= s.to) {
-      shift_from = s.from;
-      break;
-    }
-  }
+  const Shift* shift = shift_at(carer, v.start);
+  const TimePoint shift_from = shift != nullptr ? shift->from : v.start - t.shift_lead;
   // The latest visit (by start) the carer came to: still under way, or left.
   const CheckRecord* open = nullptr;
   const CheckRecord* left = nullptr;

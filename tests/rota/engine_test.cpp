@@ -447,6 +447,45 @@ TEST_CASE("Location pings are kept only on shift, deduplicated within the offlin
         ErrorCode::too_old);
 }
 
+TEST_CASE("A carer with weeks of shifts is on shift exactly when one of them covers the time") {
+  Day day({plan("V0", {"C1"}, "2026-11-23T09:00:00Z", "2026-11-23T10:00:00Z")});
+  // Five weeks of morning visits in B1, and on 5 December a 17-hour visit in B2 that starts
+  // before that day's B1 shift and ends long after it: shifts of two branches overlapping.
+  for (int d = 24; d <= 31 + 28; ++d) {
+    const auto date = std::chrono::sys_days(2026y / 11 / 23) + std::chrono::days(d - 23);
+    const TimePoint start = TimePoint(date) + 9h;
+    VisitPlan p =
+        plan("V" + std::to_string(d), {"C1"}, "2026-11-23T09:00:00Z", "2026-11-23T10:00:00Z");
+    p.start = start;
+    p.end = start + 1h;
+    const Reply r =
+        day.apply(ImportRota{"B1", LocalDays(date.time_since_epoch()), {std::move(p)}, "office"});
+    REQUIRE(r.status == Status::accepted);
+  }
+  VisitPlan night = plan("N1", {"C1"}, "2026-12-05T06:00:00Z", "2026-12-05T23:00:00Z");
+  REQUIRE(day.apply(ImportRota{"B2",
+                               LocalDays(std::chrono::sys_days(2026y / 12 / 5).time_since_epoch()),
+                               {night},
+                               "office"})
+              .status == Status::accepted);
+  int n = 0;
+  auto ping = [&](const char* t) {
+    day.now = at(t);
+    return day.apply(LocationPing{"p" + std::to_string(++n), "C1", at(t), kAtHome});
+  };
+  // B1's shift that day: 08:00 to 11:00; B2's: 05:00 to 00:00 the next day.
+  CHECK(ping("2026-12-05T04:59:00Z").error->code == ErrorCode::off_shift);
+  CHECK(ping("2026-12-05T05:00:00Z").status == Status::accepted);
+  CHECK(ping("2026-12-05T10:30:00Z").status == Status::accepted);
+  CHECK(ping("2026-12-05T20:00:00Z").status == Status::accepted);  // B2's alone covers it
+  CHECK(ping("2026-12-06T00:00:00Z").status == Status::accepted);
+  CHECK(ping("2026-12-06T00:00:01Z").error->code == ErrorCode::off_shift);
+  CHECK(ping("2026-12-06T07:59:59Z").error->code == ErrorCode::off_shift);
+  CHECK(ping("2026-12-06T08:00:00Z").status == Status::accepted);
+  CHECK(ping("2026-12-20T11:00:00Z").status == Status::accepted);  // the last day's tail
+  CHECK(ping("2026-12-20T11:00:01Z").error->code == ErrorCode::off_shift);
+}
+
 TEST_CASE("Running late records the carer's expected arrival on the visit") {
   Day day({plan("V1", {"C1"}, "2026-11-23T09:00:00Z", "2026-11-23T09:30:00Z")});
   day.now = at("2026-11-23T08:50:00Z");

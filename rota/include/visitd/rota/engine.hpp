@@ -193,7 +193,7 @@ using Effects = std::vector<Effect>;
 
 struct CheckRecord {
   CarerIndex carer;
-  IdKey event_id;  ///< a UUID's 36 characters inline: no heap block per record
+  IdKey event_id;         ///< a UUID's 36 characters inline: no heap block per record
   TimePoint at;           ///< the time the record uses: device time when plausible
   TimePoint device_at;    ///< what the device said
   TimePoint received_at;  ///< when visitd received it
@@ -529,6 +529,8 @@ class Engine {
   ClientIndex upsert_client(const ClientPlan& plan);
   std::uint16_t thresholds_index(BranchIndex b, std::string_view type, bool time_critical);
   void rebuild_shifts(CarerIndex c);
+  /// The earliest-starting of the carer's shifts that covers t, if any.
+  const Shift* shift_at(const Carer& carer, TimePoint t) const;
   bool on_shift(const Carer& carer, TimePoint t) const;
 
   void plan_start(VisitIndex v);
@@ -605,6 +607,9 @@ class Engine {
   std::vector<std::vector<config::EscalationStep>> ladders_;  ///< frozen, deduplicated
   std::vector<config::Thresholds> thresholds_;
   Duration longest_late_after_{0};  ///< of thresholds_: how far back a next visit may start
+  /// Derived, never snapshot or compared: no shift ever built was longer, so a shift that
+  /// started earlier than this before t cannot cover t (see shift_at).
+  Duration longest_shift_{0};
   std::map<std::string, std::uint16_t, std::less<>> thresholds_ids_;
 
   /// Every accepted carer event's decision: check-ins, check-outs and running-late for
