@@ -1163,6 +1163,7 @@ AlertIndex Engine::raise(VisitIndex vi, AlertPhase phase, AlertKind kind, Severi
   a.updated_at = at;
   const auto index = AlertIndex(alerts_.size());
   alerts_.push_back(std::move(a));
+  open_alerts_.push_back(index);  // the highest index yet: stays sorted
   v.alerts[std::size_t(phase)] = index;
   start_ladder(index, at);
   fx.push_back(Effect{Effect::Kind::alert_changed, index, AlertTransition::raised});
@@ -1174,6 +1175,7 @@ void Engine::resolve(AlertIndex ai, Resolution why, std::string_view by, TimePoi
   Alert& a = alerts_[ai];
   if (!a.open()) return;
   a.state = AlertState::resolved;
+  open_alerts_.erase(std::lower_bound(open_alerts_.begin(), open_alerts_.end(), ai));
   a.resolution = why;
   a.resolved_by = std::string(by);
   a.resolved_at = at;

@@ -1314,6 +1314,16 @@ class Checker {
       check_alert(a);
       if (al.visit < nv) recheck_.push_back(al.visit);
     }
+    // The index the board and the office list from holds exactly the open alerts, in order.
+    open_.clear();
+    for (AlertIndex a = 0; a < na; ++a) {
+      if (e_.alert(a).open()) open_.push_back(a);
+    }
+    const auto listed = e_.open_alerts();
+    if (!std::equal(open_.begin(), open_.end(), listed.begin(), listed.end())) {
+      fail("open_alerts() lists " + std::to_string(listed.size()) + " alerts, " +
+           std::to_string(open_.size()) + " are open");
+    }
     for (VisitIndex i = 0; i < nv; ++i) {
       const VisitDigest d = digest(e_.visit(i));
       if (i < visits_.size()) {
@@ -2013,6 +2023,7 @@ class Checker {
   std::vector<CarerDigest> carers_;
   std::vector<char> visit_marks_;
   std::vector<unsigned> alert_marks_;
+  std::vector<AlertIndex> open_;  ///< scratch: the open alerts, for the index check
   std::vector<char> carer_marks_;
   std::vector<VisitIndex> recheck_;
   std::unordered_map<std::string, Decided> decided_;

@@ -703,11 +703,6 @@ void EngineHost::track_alert(rota::AlertIndex a) {
     metrics_.set_alert(alert.kind, alert.state, alert_counts_[cls]);
     alert_class_[a] = cls;
   }
-  if (alert.open()) {
-    open_alerts_.insert(a);
-  } else {
-    open_alerts_.erase(a);
-  }
 }
 
 void EngineHost::fan_out_board(rota::BranchIndex branch, const Frame& frame) {
@@ -797,7 +792,7 @@ void EngineHost::snapshot_frames(const Principal& who, std::string& out) const {
     visits.insert(visits.end(), today.begin(), today.end());
   }
   std::vector<rota::AlertIndex> alerts;
-  for (const rota::AlertIndex a : open_alerts_) {
+  for (const rota::AlertIndex a : engine_->open_alerts()) {
     if (visible[engine_->visit(engine_->alert(a).visit).branch]) alerts.push_back(a);
   }
   append_snapshot(out, *engine_, clock_.now(), visits, alerts, clock_.rate(), &presence_);

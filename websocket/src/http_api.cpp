@@ -581,14 +581,17 @@ Decision get_alerts(const Context& c) {
     if (!only) return answered(json_answer("{\"alerts\":[]}"));
   }
   std::vector<rota::AlertIndex> alerts;
-  for (std::size_t i = 0; i < c.engine.alert_count(); ++i) {
-    const rota::Alert& a = c.engine.alert(rota::AlertIndex(i));
-    if (!all && !a.open()) continue;
-    if (only && a.visit != *only) continue;
+  const auto consider = [&](rota::AlertIndex i) {
+    const rota::Alert& a = c.engine.alert(i);
+    if (only && a.visit != *only) return;
     const rota::BranchIndex b = c.engine.visit(a.visit).branch;
-    if (std::find(covered.begin(), covered.end(), b) != covered.end()) {
-      alerts.push_back(rota::AlertIndex(i));
-    }
+    if (std::find(covered.begin(), covered.end(), b) != covered.end()) alerts.push_back(i);
+  };
+  if (all) {
+    for (std::size_t i = 0; i < c.engine.alert_count(); ++i) consider(rota::AlertIndex(i));
+  } else {
+    // Not every alert ever raised (months of them, on the engine's strand): the open ones.
+    for (const rota::AlertIndex i : c.engine.open_alerts()) consider(i);
   }
   std::string body;
   append_alert_list(body, c.engine, alerts, c.presence);

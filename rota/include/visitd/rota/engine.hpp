@@ -450,6 +450,9 @@ class Engine {
   const BranchInfo& branch(BranchIndex i) const { return branches_[i]; }
   std::size_t visit_count() const { return visits_.size(); }
   std::size_t alert_count() const { return alerts_.size(); }
+  /// The open (triggered or acknowledged) alerts, in the order they were raised: what a
+  /// board or the office lists, without reading every alert ever raised.
+  std::span<const AlertIndex> open_alerts() const { return open_alerts_; }
   std::size_t carer_count() const { return carers_.size(); }
   std::size_t branch_count() const { return branches_.size(); }
   std::optional<VisitIndex> find_visit(std::string_view id) const;
@@ -596,6 +599,8 @@ class Engine {
   std::vector<geo::LatLon> homes_;
   std::vector<Carer> carers_;
   std::deque<Alert> alerts_;  ///< chunked: raising an alert never moves the others
+  /// Derived, never snapshot or compared: the open ones of alerts_, ascending.
+  std::vector<AlertIndex> open_alerts_;
   /// Searched with a string_view, without building a string per event.
   template <class T>
   using IdMap = boost::unordered_flat_map<IdKey, T, IdKeyHash, IdKeyEqual>;

@@ -42,7 +42,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <system_error>
 #include <unordered_map>
@@ -240,7 +239,6 @@ class EngineHost : public std::enable_shared_from_this<EngineHost> {
   std::unordered_map<std::string, std::vector<std::weak_ptr<Subscriber>>> phones_;
   Presence presence_;
   /// Open alerts, for board snapshots; and each alert's last (kind, state) for the gauges.
-  std::set<rota::AlertIndex> open_alerts_;
   std::vector<std::uint8_t> alert_class_;
   std::vector<double> alert_counts_;
   std::vector<std::uint8_t> alert_open_severity_;  ///< per alert: severity while open, else 0xff
