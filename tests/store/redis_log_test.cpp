@@ -387,7 +387,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "Redis: a standby's forwarded command is answered by the owner, unanswered, it times out, "
+    "Redis: a standby's forwarded command is answered by the owner or, unanswered, times out, "
     "and an owner that comes later drops it rather than apply it late") {
   test::RedisServer redis;
   auto owner = RedisLog::open(options(redis, "owner"));
