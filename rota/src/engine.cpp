@@ -1,6 +1,7 @@
 #include "visitd/rota/engine.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cassert>
 #include <cmath>
 #include <cstring>
@@ -1163,11 +1164,28 @@ AlertIndex Engine::raise(VisitIndex vi, AlertPhase phase, AlertKind kind, Severi
   a.updated_at = at;
   const auto index = AlertIndex(alerts_.size());
   alerts_.push_back(std::move(a));
-  open_alerts_.push_back(index);  // the highest index yet: stays sorted
+  mark_open(index, true);
   v.alerts[std::size_t(phase)] = index;
   start_ladder(index, at);
   fx.push_back(Effect{Effect::Kind::alert_changed, index, AlertTransition::raised});
   return index;
+}
+
+void Engine::mark_open(AlertIndex a, bool open) {
+  const std::size_t word = a / 64;
+  if (word >= open_bits_.size()) open_bits_.resize(word + 1, 0);
+  const std::uint64_t bit = std::uint64_t(1) << (a % 64);
+  open_bits_[word] = open ? open_bits_[word] | bit : open_bits_[word] & ~bit;
+}
+
+std::vector<AlertIndex> Engine::open_alerts() const {
+  std::vector<AlertIndex> open;
+  for (std::size_t w = 0; w < open_bits_.size(); ++w) {
+    for (std::uint64_t bits = open_bits_[w]; bits != 0; bits &= bits - 1) {
+      open.push_back(AlertIndex(w * 64 + std::size_t(std::countr_zero(bits))));
+    }
+  }
+  return open;
 }
 
 void Engine::resolve(AlertIndex ai, Resolution why, std::string_view by, TimePoint at,
@@ -1175,7 +1193,7 @@ void Engine::resolve(AlertIndex ai, Resolution why, std::string_view by, TimePoi
   Alert& a = alerts_[ai];
   if (!a.open()) return;
   a.state = AlertState::resolved;
-  open_alerts_.erase(std::lower_bound(open_alerts_.begin(), open_alerts_.end(), ai));
+  mark_open(ai, false);
   a.resolution = why;
   a.resolved_by = std::string(by);
   a.resolved_at = at;

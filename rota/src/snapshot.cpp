@@ -370,7 +370,7 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
     if (!r.ok()) return damaged("alerts");
   }
   for (std::size_t i = 0; i < e.alerts_.size(); ++i) {
-    if (e.alerts_[i].open()) e.open_alerts_.push_back(AlertIndex(i));
+    if (e.alerts_[i].open()) e.mark_open(AlertIndex(i), true);
   }
   if (version >= 2) {
     e.ladders_.resize(r.count());
