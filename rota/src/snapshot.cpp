@@ -369,9 +369,6 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
     }
     if (!r.ok()) return damaged("alerts");
   }
-  for (std::size_t i = 0; i < e.alerts_.size(); ++i) {
-    if (e.alerts_[i].open()) e.mark_open(AlertIndex(i), true);
-  }
   if (version >= 2) {
     e.ladders_.resize(r.count());
     for (auto& steps : e.ladders_) {
@@ -466,6 +463,9 @@ Result<std::unique_ptr<Engine>> Engine::restore(const config::Settings& settings
   for (CarerIndex ci = 0; ci < e.carers_.size(); ++ci) {
     e.carer_ids_.emplace(IdKey(e.carers_[ci].id), ci);
     e.rebuild_shifts(ci);
+  }
+  for (AlertIndex a = 0; a < e.alerts_.size(); ++a) {
+    if (e.alerts_[a].open()) e.mark_open(a, true);
   }
   return engine;
 }

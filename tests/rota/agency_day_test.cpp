@@ -2501,6 +2501,10 @@ std::string stop_and_restore(const World& w, const DayRun& run, std::size_t spli
     return "differs right after restore at command " + std::to_string(split) +
            first_difference(engine.canonical_dump(), never_stopped.canonical_dump());
   }
+  // Derived state the dump leaves out: the open-alert index the boards list from.
+  if (engine.open_alerts() != never_stopped.open_alerts()) {
+    return "open alerts differ right after restore at command " + std::to_string(split);
+  }
   std::string bytes;
   for (std::size_t i = split; i < run.record.size(); ++i) {
     bytes.clear();
@@ -2517,6 +2521,10 @@ std::string stop_and_restore(const World& w, const DayRun& run, std::size_t spli
   if (engine.canonical_dump() != never_stopped.canonical_dump()) {
     return "differs at the end of the day after a stop at command " + std::to_string(split) +
            first_difference(engine.canonical_dump(), never_stopped.canonical_dump());
+  }
+  if (engine.open_alerts() != never_stopped.open_alerts()) {
+    return "open alerts differ at the end of the day after a stop at command " +
+           std::to_string(split);
   }
   return {};
 }

@@ -451,8 +451,7 @@ class Engine {
   std::size_t visit_count() const { return visits_.size(); }
   std::size_t alert_count() const { return alerts_.size(); }
   /// The open (triggered or acknowledged) alerts, in the order they were raised: what a
-  /// board or the office lists, without reading every alert ever raised.
-  /// (A bit per alert ever raised, read 64 at a time: a year of alerts is microseconds.)
+  /// board or the office lists, from one bit per alert ever raised, read 64 at a time.
   std::vector<AlertIndex> open_alerts() const;
   std::size_t carer_count() const { return carers_.size(); }
   std::size_t branch_count() const { return branches_.size(); }
@@ -602,7 +601,7 @@ class Engine {
   std::deque<Alert> alerts_;  ///< chunked: raising an alert never moves the others
   /// Derived, never snapshot or compared: which of alerts_ are open, one bit each. Raising
   /// and resolving are O(1) in any order (a sorted list of the open ones cost at-risk apply
-  /// 7 to 10%: tens of thousands open, each resolved one erased from the middle).
+  /// 6 to 10%: tens of thousands open, each resolved one erased from the middle).
   std::vector<std::uint64_t> open_bits_;
   void mark_open(AlertIndex a, bool open);
   /// Searched with a string_view, without building a string per event.
